@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Configures and builds turnout with CMake + Ninja (+ ccache when present).
+#   deploy/build.sh release   -> build/turnout (optimised, no tests): the README, the Dockerfile
+#   deploy/build.sh debug     -> build-debug/ (-O0, with tests)
+#   deploy/build.sh asan      -> build-asan/ (-O0, AddressSanitizer + UBSan, with tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-release}"
+# ccache and precompiled headers: these sloppiness settings let ccache cache PCH users.
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
+jobs="${TURNOUT_JOBS:-$(nproc)}"
+case "$mode" in
+  release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release -DTURNOUT_TESTS=OFF) ;;
+  debug)   dir=build-debug; flags=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1") ;;
+  asan)    dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1" -DTURNOUT_SANITIZE=ON) ;;
+  *) echo "usage: $0 release|debug|asan" >&2; exit 2 ;;
+esac
+cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
+cmake --build "$dir" -j "$jobs"

@@ -1,0 +1,48 @@
+#pragma once
+/// Domain failures of the gateway as one error enum with its own category, and the single
+/// place that maps them to an HTTP status and OpenAI's error shape
+/// `{"error": {"message", "type", "code"}}`.
+
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include <boost/system/error_code.hpp>
+
+namespace turnout::gateway {
+
+enum class errc {
+    invalid_json = 1,
+    missing_model,
+    bad_request,
+    model_not_found,
+    not_found,
+    method_not_allowed,
+    request_timeout,
+    request_too_large,
+    headers_too_large,
+    unsupported,
+    upstream_unavailable,
+    upstream_timeout,
+    upstream_stream_failed,
+};
+
+const boost::system::error_category& gateway_category() noexcept;
+boost::system::error_code make_error_code(errc e) noexcept;
+
+struct ErrorShape {
+    unsigned status;
+    std::string_view type;
+    std::string_view code;
+};
+
+/// The one mapping from a failure to what the client sees.
+ErrorShape error_shape(errc e) noexcept;
+
+/// `{"error":{"message":...,"type":...,"code":...}}`, message JSON-escaped.
+std::string openai_error_body(errc e, std::string_view message);
+
+}  // namespace turnout::gateway
+
+template <>
+struct boost::system::is_error_code_enum<turnout::gateway::errc> : std::true_type {};

@@ -1,0 +1,1603 @@
+// `turnout simulate`: a fake OpenAI upstream for the integration tests, the benchmark and the
+// demo.
+//
+// Threading: one io_context per thread, each with its own SO_REUSEPORT acceptor on the same
+// port. The kernel spreads connections over the acceptors and every connection then lives on
+// one single-threaded io_context: no strands, no scheduler lock (concurrency hint 1), no
+// cross-thread wake-ups. A benchmark opens many connections, so the hash spreads them evenly;
+// one io_context run by N threads would contend on its scheduler mutex instead. The only
+// state shared between threads is the immutable settings, atomic counters and the test-only
+// last-request record behind its mutex.
+//
+// Allocations: the benchmark must never be bounded by the simulator, so a kept-alive
+// non-streaming request reuses per-connection memory throughout: a basic_parser subclass
+// records the request into reused strings (no Beast fields map), RapidJSON parses into a
+// per-connection arena, and responses are rendered into reused strings (no Beast serializer)
+// and sent with one gather write.
+
+#include "gateway/simulator.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <ctime>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <rapidjson/document.h>
+
+namespace turnout::gateway {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using namespace std::literals;
+
+constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
+
+constexpr std::uint32_t kMaxHeaderBytes = 64 * 1024;
+constexpr std::uint64_t kMaxBodyBytes = 64ull * 1024 * 1024;
+// Buffers grown by one huge request are released rather than kept for the connection's life.
+constexpr std::size_t kKeptCapacity = 1024 * 1024;
+constexpr auto kIdleTimeout = 300s;
+constexpr auto kBodyTimeout = 60s;
+constexpr auto kWriteTimeout = 30s;
+constexpr auto kHandshakeTimeout = 10s;
+constexpr auto kCloseTimeout = 2s;
+constexpr auto kAcceptBackoff = 50ms;
+
+constexpr std::string_view kDefaultText =
+    "The simulated model answers promptly and politely, one token at a time.";
+constexpr std::string_view kDefaultModel = "sim-model";
+constexpr std::string_view kJson = "application/json";
+constexpr std::string_view kToolCallId = "call_sim_1";
+constexpr std::string_view kToolArguments = R"({"query":"simulated"})";
+constexpr std::size_t kToolArgumentPieces = 4;
+constexpr std::size_t kEmbeddingSize = 8;
+constexpr std::string_view kSimulatedFailure =
+    R"({"error":{"message":"simulated failure","type":"server_error","code":"simulated"}})";
+constexpr std::string_view kModelsBody =
+    R"({"object":"list","data":[{"id":"sim-model","object":"model",)"
+    R"("owned_by":"turnout-simulator"}]})";
+// Starts like no HTTP version, so a client's response parser fails on the first line.
+constexpr std::string_view kGarbage = "SIMULATED GARBAGE \x01\x02\x03 this is not HTTP\r\n\r\n";
+
+// ---------------------------------------------------------------------------------------------
+// Settings and shared state
+
+struct Faults {
+    int status = 0;                 // 0: none; otherwise answered with an OpenAI error body
+    std::int64_t reset_after = -1;  // content frames before a TCP reset; -1: never
+    bool hang = false;
+    bool garbage = false;
+};
+
+struct Settings {
+    tcp::endpoint listen;
+    unsigned threads = 2;
+    std::chrono::milliseconds ttft{0};
+    double tps = 0;  // tokens per second; 0: instant
+    std::size_t tokens = 16;
+    std::vector<std::string> words;  // the answer text, cycled to reach `tokens`
+    Faults faults;
+    std::string tls_cert;
+    std::string tls_key;
+};
+
+/// What one request generates: the settings, overridden by its x-sim-* headers.
+struct Generation {
+    std::chrono::milliseconds ttft{0};
+    double tps = 0;
+    std::size_t tokens = 0;
+    const std::vector<std::string>* words = nullptr;
+};
+
+struct Plan {
+    Faults faults;
+    Generation gen;
+};
+
+struct Stats {
+    std::atomic<std::uint64_t> connections_accepted{0};
+    std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::uint64_t> streams_started{0};
+    std::atomic<std::uint64_t> streams_completed{0};
+    std::atomic<std::uint64_t> streams_aborted{0};
+    std::atomic<std::int64_t> active_streams{0};
+    std::atomic<std::uint64_t> next_id{0};
+};
+
+void bump(std::atomic<std::uint64_t>& counter) {
+    counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+/// One request as received. Its strings and header slots are reused from request to request,
+/// so their capacity survives `clear()`.
+struct RequestData {
+    std::string method;
+    std::string target;
+    int version = 11;
+    std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+    std::size_t header_count = 0;
+    std::string body;
+
+    void clear() {
+        method.clear();
+        target.clear();
+        header_count = 0;
+        if (body.capacity() > kKeptCapacity) {
+            std::string().swap(body);
+        }
+        body.clear();
+    }
+
+    void add_header(std::string_view name, std::string_view value) {
+        if (header_count == headers.size()) {
+            headers.emplace_back();
+        }
+        auto& [lower_name, stored_value] = headers[header_count++];
+        lower_name.assign(name);
+        for (char& c : lower_name) {
+            if (c >= 'A' && c <= 'Z') {
+                c = static_cast<char>(c - 'A' + 'a');
+            }
+        }
+        stored_value.assign(value);
+    }
+
+    std::string_view header(std::string_view lower_name) const {
+        for (std::size_t i = 0; i < header_count; ++i) {
+            if (headers[i].first == lower_name) {
+                return headers[i].second;
+            }
+        }
+        return {};
+    }
+
+    void assign_from(const RequestData& other) {
+        clear();
+        method.assign(other.method);
+        target.assign(other.target);
+        version = other.version;
+        for (std::size_t i = 0; i < other.header_count; ++i) {
+            add_header(other.headers[i].first, other.headers[i].second);
+        }
+        body.assign(other.body);
+    }
+};
+
+/// Everything the threads share; lives until the last session ends (sessions hold a
+/// shared_ptr). Thread safety: `settings` and `tls` are immutable once the threads start,
+/// `stats` are atomics, `last` is guarded by `last_mutex` (never held across a co_await).
+struct SimState {
+    Settings settings;
+    std::optional<ssl::context> tls;
+    Stats stats;
+    std::mutex last_mutex;
+    RequestData last;
+    bool has_last = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Parsing values (command line and x-sim-* headers)
+
+template <class T>
+bool parse_integer(std::string_view text, T& out) {
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, out);
+    return !text.empty() && ec == std::errc() && ptr == end;
+}
+
+bool parse_bounded(std::string_view text, std::int64_t low, std::int64_t high,
+                   std::int64_t& out) {
+    std::int64_t value = 0;
+    if (!parse_integer(text, value) || value < low || value > high) {
+        return false;
+    }
+    out = value;
+    return true;
+}
+
+// Tokens per second: 0 (instant) or at least 0.001, so the pacing interval stays finite.
+bool parse_rate(std::string_view text, double& out) {
+    double value = 0;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(value) ||
+        (value != 0 && value < 0.001) || value < 0) {
+        return false;
+    }
+    out = value;
+    return true;
+}
+
+bool parse_flag(std::string_view text, bool& out) {
+    if (text == "1" || text == "true" || text == "yes") {
+        out = true;
+        return true;
+    }
+    if (text == "0" || text == "false" || text == "no") {
+        out = false;
+        return true;
+    }
+    return false;
+}
+
+// A 2xx status means "no fault", so a header can switch off --fault-status for one request.
+bool parse_status(std::string_view text, int& out) {
+    std::int64_t value = 0;
+    if (!parse_bounded(text, 200, 599, value)) {
+        return false;
+    }
+    out = value >= 300 ? static_cast<int>(value) : 0;
+    return true;
+}
+
+bool parse_duration(std::string_view text, std::chrono::milliseconds& out) {
+    const std::size_t digits = text.find_first_not_of("0123456789");
+    const std::string_view number = text.substr(0, digits);
+    const std::string_view unit = digits == std::string_view::npos ? "" : text.substr(digits);
+    std::int64_t value = 0;
+    if (!parse_bounded(number, 0, 1'000'000'000, value)) {
+        return false;
+    }
+    std::int64_t scale = 0;
+    if (unit == "ms") {
+        scale = 1;
+    } else if (unit == "s") {
+        scale = 1000;
+    } else if (unit == "m") {
+        scale = 60'000;
+    } else if (unit == "h") {
+        scale = 3'600'000;
+    } else if (!(unit.empty() && value == 0)) {
+        return false;
+    }
+    out = std::chrono::milliseconds(value * scale);
+    return true;
+}
+
+void split_words(std::string_view text, std::vector<std::string>& out) {
+    out.clear();
+    constexpr std::string_view kSpace = " \t\r\n";
+    std::size_t start = text.find_first_not_of(kSpace);
+    while (start != std::string_view::npos) {
+        const std::size_t end = text.find_first_of(kSpace, start);
+        out.emplace_back(text.substr(start, end - start));
+        start = end == std::string_view::npos ? end : text.find_first_not_of(kSpace, end);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering JSON and HTTP by hand into reused strings
+
+void append_number(std::string& out, std::uint64_t value) {
+    std::array<char, 24> digits{};
+    auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), value);
+    out.append(digits.data(), end);
+}
+
+void append_fixed(std::string& out, double value) {
+    std::array<char, 32> digits{};
+    auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), value,
+                                   std::chars_format::fixed, 6);
+    out.append(digits.data(), end);
+}
+
+// Escapes for a JSON string; bytes >= 0x80 pass through (the inputs are UTF-8 JSON).
+void append_escaped(std::string& out, std::string_view text) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::size_t run = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        out.append(text.substr(run, i - run));
+        run = i + 1;
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += "\\u00";
+            out += kHex[c >> 4];
+            out += kHex[c & 15];
+        }
+    }
+    out.append(text.substr(run));
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+    out += '"';
+    append_escaped(out, text);
+    out += '"';
+}
+
+void append_token(std::string& out, const Generation& gen, std::size_t index) {
+    append_escaped(out, (*gen.words)[index % gen.words->size()]);
+    if (index + 1 < gen.tokens) {
+        out += ' ';
+    }
+}
+
+void append_content(std::string& out, const Generation& gen) {
+    out += '"';
+    for (std::size_t i = 0; i < gen.tokens; ++i) {
+        append_token(out, gen, i);
+    }
+    out += '"';
+}
+
+void append_usage(std::string& out, std::size_t prompt, std::size_t completion) {
+    out += R"("usage":{"prompt_tokens":)";
+    append_number(out, prompt);
+    out += R"(,"completion_tokens":)";
+    append_number(out, completion);
+    out += R"(,"total_tokens":)";
+    append_number(out, prompt + completion);
+    out += '}';
+}
+
+std::string_view tool_argument_piece(std::size_t index) {
+    const std::size_t begin = index * kToolArguments.size() / kToolArgumentPieces;
+    const std::size_t end = (index + 1) * kToolArguments.size() / kToolArgumentPieces;
+    return kToolArguments.substr(begin, end - begin);
+}
+
+void render_error(std::string& out, std::string_view message, std::string_view type,
+                  std::string_view code) {
+    out.clear();
+    out += R"({"error":{"message":)";
+    append_json_string(out, message);
+    out += R"(,"type":)";
+    append_json_string(out, type);
+    out += R"(,"code":)";
+    append_json_string(out, code);
+    out += "}}";
+}
+
+/// The identity shared by every chunk of one answer.
+struct Reply {
+    std::uint64_t id = 0;
+    std::int64_t created = 0;
+    std::string_view model;
+    std::size_t prompt_tokens = 0;
+};
+
+void append_reply_head(std::string& out, std::string_view id_prefix, std::string_view object,
+                       const Reply& reply) {
+    out += R"({"id":")";
+    out += id_prefix;
+    append_number(out, reply.id);
+    out += R"(","object":")";
+    out += object;
+    out += R"(","created":)";
+    append_number(out, static_cast<std::uint64_t>(reply.created));
+    out += R"(,"model":)";
+    append_json_string(out, reply.model);
+}
+
+void append_tool_call(std::string& out, std::string_view tool, std::string_view arguments,
+                      bool with_index) {
+    out += R"([{)";
+    if (with_index) {
+        out += R"("index":0,)";
+    }
+    out += R"("id":")";
+    out += kToolCallId;
+    out += R"(","type":"function","function":{"name":)";
+    append_json_string(out, tool);
+    out += R"(,"arguments":)";
+    append_json_string(out, arguments);
+    out += "}}]";
+}
+
+void render_chat_completion(std::string& out, const Reply& reply, const Generation& gen,
+                            std::optional<std::string_view> tool) {
+    out.clear();
+    append_reply_head(out, "chatcmpl-sim-", "chat.completion", reply);
+    out += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
+    if (tool) {
+        out += R"(null,"tool_calls":)";
+        append_tool_call(out, *tool, kToolArguments, false);
+    } else {
+        append_content(out, gen);
+    }
+    out += R"(},"logprobs":null,"finish_reason":)";
+    out += tool ? R"("tool_calls")" : R"("stop")";
+    out += "}],";
+    append_usage(out, reply.prompt_tokens, gen.tokens);
+    out += '}';
+}
+
+void render_text_completion(std::string& out, const Reply& reply, const Generation& gen) {
+    out.clear();
+    append_reply_head(out, "cmpl-sim-", "text_completion", reply);
+    out += R"(,"choices":[{"text":)";
+    append_content(out, gen);
+    out += R"(,"index":0,"logprobs":null,"finish_reason":"stop"}],)";
+    append_usage(out, reply.prompt_tokens, gen.tokens);
+    out += '}';
+}
+
+// Deterministic per input, so a test can tell two inputs apart.
+void append_embedding(std::string& out, std::uint64_t seed) {
+    out += '[';
+    for (std::size_t k = 0; k < kEmbeddingSize; ++k) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const double unit = static_cast<double>(seed >> 11) / 9007199254740992.0;
+        append_fixed(out, unit * 2 - 1);
+        out += k + 1 < kEmbeddingSize ? ',' : ']';
+    }
+}
+
+std::uint64_t fnv1a(std::string_view bytes) {
+    std::uint64_t hash = 14695981039346656037ull;
+    for (const char c : bytes) {
+        hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    }
+    return hash;
+}
+
+void render_embeddings(std::string& out, const Reply& reply, std::size_t inputs,
+                       std::string_view body) {
+    out.clear();
+    out += R"({"object":"list","data":[)";
+    const std::uint64_t seed = fnv1a(body);
+    for (std::size_t i = 0; i < inputs; ++i) {
+        out += i == 0 ? R"({"object":"embedding","index":)" : R"(,{"object":"embedding","index":)";
+        append_number(out, i);
+        out += R"(,"embedding":)";
+        append_embedding(out, seed ^ i);
+        out += '}';
+    }
+    out += R"(],"model":)";
+    append_json_string(out, reply.model);
+    out += R"(,"usage":{"prompt_tokens":)";
+    append_number(out, reply.prompt_tokens);
+    out += R"(,"total_tokens":)";
+    append_number(out, reply.prompt_tokens);
+    out += "}}";
+}
+
+void render_stats(std::string& out, const Stats& stats) {
+    const std::pair<std::string_view, std::uint64_t> fields[] = {
+        {"connections_accepted", stats.connections_accepted.load()},
+        {"requests", stats.requests.load()},
+        {"streams_started", stats.streams_started.load()},
+        {"streams_completed", stats.streams_completed.load()},
+        {"streams_aborted", stats.streams_aborted.load()},
+    };
+    out = "{";
+    for (const auto& [name, value] : fields) {
+        append_json_string(out, name);
+        out += ':';
+        append_number(out, value);
+        out += ',';
+    }
+    out += R"("active_streams":)";
+    append_number(out, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                           0, stats.active_streams.load())));
+    out += '}';
+}
+
+// Repeated header fields become one member with their values joined by ", " (RFC 9110 5.3).
+void render_last_request(std::string& out, const RequestData& request) {
+    out = R"({"method":)";
+    append_json_string(out, request.method);
+    out += R"(,"target":)";
+    append_json_string(out, request.target);
+    out += R"(,"headers":{)";
+    bool first = true;
+    for (std::size_t i = 0; i < request.header_count; ++i) {
+        const std::string& name = request.headers[i].first;
+        bool repeated = false;
+        for (std::size_t j = 0; j < i && !repeated; ++j) {
+            repeated = request.headers[j].first == name;
+        }
+        if (repeated) {
+            continue;
+        }
+        out += first ? "" : ",";
+        first = false;
+        append_json_string(out, name);
+        out += R"(:")";
+        append_escaped(out, request.headers[i].second);
+        for (std::size_t k = i + 1; k < request.header_count; ++k) {
+            if (request.headers[k].first == name) {
+                out += ", ";
+                append_escaped(out, request.headers[k].second);
+            }
+        }
+        out += '"';
+    }
+    out += R"(},"body":)";
+    append_json_string(out, request.body);
+    out += '}';
+}
+
+std::string_view reason_phrase(unsigned status) {
+    const std::string_view reason = http::obsolete_reason(http::int_to_status(status));
+    return reason == "<unknown-status>" ? "Status" : reason;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading requests
+
+/// Parses one request straight into a reused RequestData: http::request_parser would allocate
+/// a fields map and a fresh body for every request on a kept-alive connection. (Boost 1.81's
+/// basic_parser hooks take boost::core::string_view whatever BOOST_BEAST_USE_STD_STRING_VIEW.)
+class RequestReader final : public http::basic_parser<true> {
+public:
+    explicit RequestReader(RequestData& out) : out_(out) {
+        header_limit(kMaxHeaderBytes);
+        body_limit(kMaxBodyBytes);
+    }
+
+private:
+    void on_request_impl(http::verb, beast::string_view method, beast::string_view target,
+                         int version, error_code&) override {
+        out_.method.assign(method);
+        out_.target.assign(target);
+        out_.version = version;
+    }
+    void on_response_impl(int, beast::string_view, int, error_code&) override {}
+    void on_field_impl(http::field, beast::string_view name, beast::string_view value,
+                       error_code&) override {
+        out_.add_header(name, value);
+    }
+    void on_header_impl(error_code&) override {}
+    void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+        if (length) {
+            out_.body.reserve(static_cast<std::size_t>(*length));  // within body_limit
+        }
+    }
+    std::size_t on_body_impl(beast::string_view body, error_code&) override {
+        out_.body.append(body);
+        return body.size();
+    }
+    void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+    std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override {
+        out_.body.append(body);
+        return body.size();
+    }
+    void on_finish_impl(error_code&) override {}
+
+    RequestData& out_;
+};
+
+using Document = rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                                            rapidjson::MemoryPoolAllocator<>>;
+
+/// Per-connection memory for RapidJSON: a typical request parses without touching the heap;
+/// bigger documents spill into heap chunks that `clear()` frees. Clear only once the previous
+/// document is gone.
+class JsonArena {
+public:
+    JsonArena()
+        : values_(value_buffer_.data(), value_buffer_.size()),
+          stack_(stack_buffer_.data(), stack_buffer_.size()) {}
+    JsonArena(const JsonArena&) = delete;
+    JsonArena& operator=(const JsonArena&) = delete;
+
+    Document make_document() { return Document(&values_, 1024, &stack_); }
+    void clear() {
+        values_.Clear();
+        stack_.Clear();
+    }
+
+private:
+    alignas(8) std::array<char, 16 * 1024> value_buffer_{};
+    alignas(8) std::array<char, 4 * 1024> stack_buffer_{};
+    rapidjson::MemoryPoolAllocator<> values_;
+    rapidjson::MemoryPoolAllocator<> stack_;
+};
+
+std::string_view string_member(const rapidjson::Value& object, const char* name,
+                               std::string_view fallback) {
+    const auto it = object.FindMember(name);
+    if (it == object.MemberEnd() || !it->value.IsString()) {
+        return fallback;
+    }
+    return {it->value.GetString(), it->value.GetStringLength()};
+}
+
+bool bool_member(const rapidjson::Value& object, const char* name) {
+    const auto it = object.FindMember(name);
+    return it != object.MemberEnd() && it->value.IsBool() && it->value.GetBool();
+}
+
+/// The fields of a chat request the simulator acts on; views into the parsed document.
+struct ChatRequest {
+    std::string_view model = kDefaultModel;
+    bool stream = false;
+    bool include_usage = false;
+    std::optional<std::string_view> tool;  // the function to call instead of answering
+};
+
+// A tool is called when tools are offered, tool_choice is not "none" and the conversation does
+// not already end with a tool's result (which the model would now answer in prose).
+std::optional<std::string_view> tool_to_call(const rapidjson::Value& request) {
+    const auto tools = request.FindMember("tools");
+    if (tools == request.MemberEnd() || !tools->value.IsArray() || tools->value.Empty()) {
+        return std::nullopt;
+    }
+    if (string_member(request, "tool_choice", "") == "none") {
+        return std::nullopt;
+    }
+    const auto messages = request.FindMember("messages");
+    if (messages != request.MemberEnd() && messages->value.IsArray() &&
+        !messages->value.Empty()) {
+        const rapidjson::Value& last = messages->value[messages->value.Size() - 1];
+        if (last.IsObject() && string_member(last, "role", "") == "tool") {
+            return std::nullopt;
+        }
+    }
+    const rapidjson::Value& first = tools->value[0];
+    if (!first.IsObject()) {
+        return "function";
+    }
+    const auto function = first.FindMember("function");
+    if (function == first.MemberEnd() || !function->value.IsObject()) {
+        return "function";
+    }
+    return string_member(function->value, "name", "function");
+}
+
+ChatRequest read_chat_request(const rapidjson::Value& request) {
+    ChatRequest chat;
+    chat.model = string_member(request, "model", kDefaultModel);
+    chat.stream = bool_member(request, "stream");
+    const auto options = request.FindMember("stream_options");
+    chat.include_usage = options != request.MemberEnd() && options->value.IsObject() &&
+                         bool_member(options->value, "include_usage");
+    chat.tool = tool_to_call(request);
+    return chat;
+}
+
+std::size_t embedding_inputs(const rapidjson::Value& request) {
+    const auto input = request.FindMember("input");
+    if (input == request.MemberEnd() || !input->value.IsArray() || input->value.Empty()) {
+        return 1;
+    }
+    // An array of numbers is one tokenised input; an array of strings or arrays is a batch.
+    return input->value[0].IsNumber() ? 1 : input->value.Size();
+}
+
+Clock::duration generation_time(const Generation& gen) {
+    Clock::duration total = gen.ttft;
+    if (gen.tps > 0) {
+        total += std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(static_cast<double>(gen.tokens) / gen.tps));
+    }
+    return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The session
+
+template <class Stream>
+constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
+
+template <class Stream>
+Stream wrap_socket(tcp::socket socket, SimState& state) {
+    if constexpr (kIsTls<Stream>) {
+        return Stream(std::move(socket), *state.tls);
+    } else {
+        return Stream(std::move(socket));
+    }
+}
+
+/// What the connection does after an answer.
+enum class After { next_request, close, drop };  // drop: already reset or dead
+
+enum class StreamStep { ok, aborted, reset };
+
+/// Keeps active_streams right however a stream ends (including io_context destruction).
+class ActiveStream {
+public:
+    explicit ActiveStream(Stats& stats) : stats_(stats) {
+        bump(stats_.streams_started);
+        stats_.active_streams.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~ActiveStream() { stats_.active_streams.fetch_sub(1, std::memory_order_relaxed); }
+    ActiveStream(const ActiveStream&) = delete;
+    ActiveStream& operator=(const ActiveStream&) = delete;
+
+private:
+    Stats& stats_;
+};
+
+/// One client connection, over plain TCP or TLS. Lives in the frame of run_session() on a
+/// single-threaded io_context, so it needs no strand. Requests are read and answered one at a
+/// time, which answers pipelined requests in order.
+template <class Stream>
+class Session {
+public:
+    Session(tcp::socket socket, std::shared_ptr<SimState> state)
+        : stream_(wrap_socket<Stream>(std::move(socket), *state)),
+          state_(std::move(state)),
+          timer_(stream_.get_executor()) {}
+
+    asio::awaitable<void> run();
+
+private:
+    beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+    asio::awaitable<bool> handshake();
+    asio::awaitable<After> serve_one();
+    asio::awaitable<error_code> read_request();
+    asio::awaitable<After> reject_unreadable(error_code ec);
+    asio::awaitable<After> respond();
+    asio::awaitable<After> serve_control(std::string_view path);
+    asio::awaitable<After> serve_api(std::string_view path, Plan plan);
+    asio::awaitable<After> chat_completions(Plan plan);
+    asio::awaitable<After> completions(Plan plan);
+    asio::awaitable<After> embeddings(Plan plan);
+
+    asio::awaitable<After> stream_chat(ChatRequest chat, Plan plan);
+    asio::awaitable<StreamStep> open_stream(ChatRequest chat);
+    asio::awaitable<StreamStep> stream_pieces(ChatRequest chat, Plan plan);
+    asio::awaitable<StreamStep> close_stream(ChatRequest chat, Plan plan);
+
+    asio::awaitable<After> send_body(unsigned status, std::string_view content_type);
+    asio::awaitable<bool> write_raw(std::string_view bytes);
+    asio::awaitable<bool> write_frame(bool last);
+    asio::awaitable<void> sleep_until(Clock::time_point when);
+    asio::awaitable<After> hang_until_closed();
+    asio::awaitable<void> shutdown();
+    After reset_connection();
+
+    std::string plan_request(Plan& plan);
+    bool apply_override(Plan& plan, std::string_view key, std::string_view value);
+    void record_last_request();
+    bool parse_body(Document& doc);
+    Reply new_reply(std::string_view model) const;
+    void render_head(unsigned status, std::string_view content_type,
+                     std::optional<std::size_t> content_length);
+    void begin_frame();
+    void end_frame(std::string_view finish_reason);
+
+    Stream stream_;
+    std::shared_ptr<SimState> state_;
+    asio::steady_timer timer_;
+    beast::flat_buffer buffer_;
+    RequestData request_;
+    bool keep_alive_ = true;
+    bool chunked_ = true;
+    JsonArena arena_;
+    std::vector<std::string> override_words_;
+    std::string head_;          // the response head
+    std::string body_;          // a Content-Length framed body
+    std::string frame_;         // one SSE frame
+    std::string chunk_prefix_;  // `{"id":...,"choices":` shared by the frames of one stream
+    Reply reply_;
+};
+
+template <class Stream>
+asio::awaitable<void> Session<Stream>::run() {
+    if (!co_await handshake()) {
+        co_return;
+    }
+    After after = After::next_request;
+    while (after == After::next_request) {
+        after = co_await serve_one();
+    }
+    if (after == After::close) {
+        co_await shutdown();
+    }
+}
+
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::handshake() {
+    if constexpr (kIsTls<Stream>) {
+        lowest().expires_after(kHandshakeTimeout);
+        auto [ec] = co_await stream_.async_handshake(ssl::stream_base::server, kToken);
+        co_return !ec;
+    } else {
+        co_return true;
+    }
+}
+
+template <class Stream>
+asio::awaitable<After> Session<Stream>::serve_one() {
+    const error_code ec = co_await read_request();
+    if (ec) {
+        co_return co_await reject_unreadable(ec);
+    }
+    co_return co_await respond();
+}
+
+template <class Stream>
+asio::awaitable<error_code> Session<Stream>::read_request() {
+    request_.clear();
+    RequestReader reader(request_);
+    lowest().expires_after(kIdleTimeout);
+    auto [ec, bytes] = co_await http::async_read_header(stream_, buffer_, reader, kToken);
+    if (ec) {
+        co_return ec;
+    }
+    keep_alive_ = reader.keep_alive();
+    // curl and others wait (up to a second) for this before sending a large body.
+    if (beast::iequals(request_.header("expect"), "100-continue")) {
+        const bool sent = co_await write_raw("HTTP/1.1 100 Continue\r\n\r\n");
+        if (!sent) {
+            co_return asio::error::connection_reset;
+        }
+    }
+    if (!reader.is_done()) {
+        lowest().expires_after(kBodyTimeout);
+        auto [body_ec, body_bytes] = co_await http::async_read(stream_, buffer_, reader, kToken);
+        co_return body_ec;
+    }
+    co_return error_code{};
+}
+
+template <class Stream>
+asio::awaitable<After> Session<Stream>::reject_unreadable(error_code ec) {
+    keep_alive_ = false;
+    if (ec == http::error::header_limit) {
+        render_error(body_, "request header too large", "invalid_request_error",
+                     "header_too_large");
+        co_return co_await send_body(431, kJson);
+    }
+    if (ec == http::error::body_limit) {
+        render_error(body_, "request body too large", "invalid_request_error",
+                     "body_too_large");
+        co_return co_await send_body(413, kJson);
+    }
+    const auto& http_errors = http::make_error_code(http::error::bad_target).category();
+    const bool malformed = ec.category() == http_errors && ec != http::error::end_of_stream &&
+                           ec != http::error::partial_message;
+    if (!malformed) {
+        co_return After::drop;  // the client went away or timed out
+    }
+    render_error(body_, "malformed HTTP request", "invalid_request_error", "bad_request");
+    co_return co_await send_body(400, kJson);
+}
+
+template <class Stream>
+asio::awaitable<After> Session<Stream>::respond() {
+    const std::string_view target = request_.target;
+    const std::string_view path = target.substr(0, target.find('?'));
+    if (path.starts_with("/_sim/")) {
+        co_return co_await serve_control(path);
+    }
+    bump(state_->stats.requests);
+    record_last_request();
+    Plan plan;
+    const std::string problem = plan_request(plan);
+    if (!problem.empty()) {
+        render_error(body_, problem, "invalid_request_error", "invalid_simulator_header");
+        co_return co_await send_body(400, kJson);
+    }
+    if (plan.faults.hang) {
+        co_return co_await hang_until_closed();
+    }
+    if (plan.faults.garbage) {
+        const bool sent = co_await write_raw(kGarbage);
+        co_return sent ? After::close : After::drop;
+    }
+    if (plan.faults.status != 0) {
+        body_.assign(kSimulatedFailure);
+        co_return co_await send_body(static_cast<unsigned>(plan.faults.status), kJson);
+    }
+    co_return co_await serve_api(path, plan);
+}
+
+template <class Stream>
+asio::awaitable<After> Session<Stream>::serve_api(std::string_view path, Plan plan) {
+    const bool post = request_.method == "POST";
+    if (post && path == "/v1/chat/completions") {
+        co_return co_await chat_completions(plan);
+    }
+    if (post && path == "/v1/completions") {
+        co_return co_await completions(plan);
+    }
+    if (post && path == "/v1/embeddings") {
+        co_return co_await embeddings(plan);
+    }
+    if (request_.method == "GET" && path == "/v1/models") {
+        if (plan.faults.reset_after >= 0) {
+            co_return reset_connection();
+        }
+        body_.assign(kModelsBody);
+        co_return co_await send_body(200, kJson);
+    }
+    render_error(body_, "no such endpoint on the simulator", "invalid_request_error",
+                 "not_found");
+    co_return co_await send_body(404, kJson);
+}
+
+template <class Stream>
+asio::awaitable<After> Session<Stream>::serve_control(std::string_view path) {
+    const bool get = request_.method == "GET";
+    if (get && path == "/_sim/stats") {
+        render_stats(body_, state_->stats);
+        co_return co_await send_body(200, kJson);
+    }
+    if (get && path == "/_sim/last_request") {
+        bool found = false;
+        {
+            std::lock_guard lock(state_->last_mutex);
+            found = state_->has_last;
+            if (found) {
+                render_last_request(body_, state_->last);
+            }
+        }
+        if (!found) {
+            render_error(body_, "no request received yet", "invalid_request_error",
+                         "not_found");
+        }
+        co_return co_await send_body(found ? 200 : 404, kJson);
+    }
+    if (request_.method == "POST" && path == "/_sim/reset") {
+        // active_streams is a gauge of live streams, not a counter: it is left alone.
+        Stats& stats = state_->stats;
+        for (auto* counter : {&stats.connections_accepted, &stats.requests,
+                              &stats.streams_started, &stats.streams_completed,
+                              &stats.streams_aborted}) {
+            counter->store(0);
+        }
+        {
+            std::lock_guard lock(state_->last_mutex);
+            state_->has_last = false;
+        }
+        body_.assign(R"({"reset":true})");
+        co_return co_await send_body(200, kJson);
+    }
+    render_error(body_, "no such simulator control endpoint", "invalid_request_error",
+                 "not_found");
+    co_return co_await send_body(404, kJson);
+}
+
+template <class Stream>
+asio::awaitable<After> Session<Stream>::chat_completions(Plan plan) {
+    arena_.clear();
+    Document doc = arena_.make_document();
+    if (!parse_body(doc)) {
+        co_return co_await send_body(400, kJson);
+    }
+    const ChatRequest chat = read_chat_request(doc);
+    if (chat.stream) {
+        co_return co_await stream_chat(chat, plan);
+    }
+    if (plan.faults.reset_after >= 0) {
+        co_return reset_connection();
+    }
+    co_await sleep_until(Clock::now() + generation_time(plan.gen));
+    render_chat_completion(body_, new_reply(chat.model), plan.gen, chat.tool);
+    co_return co_await send_body(200, kJson);
+}
+
+template <class Stream>
+asio::awaitable<After> Session<Stream>::completions(Plan plan) {
+    arena_.clear();
+    Document doc = arena_.make_document();
+    if (!parse_body(doc)) {
+        co_return co_await send_body(400, kJson);
+    }
+    if (plan.faults.reset_after >= 0) {
+        co_return reset_connection();
+    }
+    co_await sleep_until(Clock::now() + generation_time(plan.gen));
+    render_text_completion(body_, new_reply(string_member(doc, "model", kDefaultModel)),
+                           plan.gen);
+    co_return co_await send_body(200, kJson);
+}
+
+template <class Stream>
+asio::awaitable<After> Session<Stream>::embeddings(Plan plan) {
+    arena_.clear();
+    Document doc = arena_.make_document();
+    if (!parse_body(doc)) {
+        co_return co_await send_body(400, kJson);
+    }
+    if (plan.faults.reset_after >= 0) {
+        co_return reset_connection();
+    }
+    co_await sleep_until(Clock::now() + plan.gen.ttft);
+    render_embeddings(body_, new_reply(string_member(doc, "model", kDefaultModel)),
+                      embedding_inputs(doc), request_.body);
+    co_return co_await send_body(200, kJson);
+}
+
+// The ttft delay comes before the response head, so it is also the time to the first byte: a
+// gateway's first-byte timeout and failover can be tested with x-sim-ttft-ms.
+template <class Stream>
+asio::awaitable<After> Session<Stream>::stream_chat(ChatRequest chat, Plan plan) {
+    const ActiveStream active(state_->stats);
+    co_await sleep_until(Clock::now() + plan.gen.ttft);
+    reply_ = new_reply(chat.model);
+    chunk_prefix_.clear();
+    append_reply_head(chunk_prefix_, "chatcmpl-sim-", "chat.completion.chunk", reply_);
+    chunk_prefix_ += R"(,"choices":)";
+
+    StreamStep step = co_await open_stream(chat);
+    if (step == StreamStep::ok) {
+        step = co_await stream_pieces(chat, plan);
+    }
+    if (step == StreamStep::ok) {
+        step = co_await close_stream(chat, plan);
+    }
+    if (step == StreamStep::ok) {
+        bump(state_->stats.streams_completed);
+        co_return keep_alive_ ? After::next_request : After::close;
+    }
+    if (step == StreamStep::aborted) {
+        bump(state_->stats.streams_aborted);
+    }
+    co_return After::drop;
+}
+
+template <class Stream>
+asio::awaitable<StreamStep> Session<Stream>::open_stream(ChatRequest chat) {
+    // HTTP/1.0 has no chunked encoding: such a stream ends by closing the connection.
+    chunked_ = request_.version >= 11;
+    keep_alive_ = keep_alive_ && chunked_;
+    render_head(200, "text/event-stream", std::nullopt);
+    if (!co_await write_raw(head_)) {
+        co_return StreamStep::aborted;
+    }
+    begin_frame();
+    if (chat.tool) {
+        frame_ += R"([{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":)";
+        append_tool_call(frame_, *chat.tool, "", true);
+        frame_ += '}';
+    } else {
+        frame_ += R"([{"index":0,"delta":{"role":"assistant","content":""})";
+    }
+    end_frame("null");
+    const bool sent = co_await write_frame(false);
+    co_return sent ? StreamStep::ok : StreamStep::aborted;
+}
+
+// Content frames (tokens, or tool-call argument fragments) paced at tps from the first one.
+template <class Stream>
+asio::awaitable<StreamStep> Session<Stream>::stream_pieces(ChatRequest chat, Plan plan) {
+    const std::size_t pieces = chat.tool ? kToolArgumentPieces : plan.gen.tokens;
+    const Clock::time_point start = Clock::now();
+    const std::chrono::duration<double> interval(plan.gen.tps > 0 ? 1.0 / plan.gen.tps : 0.0);
+    for (std::size_t i = 0; i < pieces; ++i) {
+        co_await sleep_until(start +
+                             std::chrono::duration_cast<Clock::duration>(interval * i));
+        if (static_cast<std::int64_t>(i) == plan.faults.reset_after) {
+            reset_connection();
+            co_return StreamStep::reset;
+        }
+        begin_frame();
+        if (chat.tool) {
+            frame_ += R"([{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":")";
+            append_escaped(frame_, tool_argument_piece(i));
+            frame_ += R"("}}]})";
+        } else {
+            frame_ += R"([{"index":0,"delta":{"content":")";
+            append_token(frame_, plan.gen, i);
+            frame_ += R"("})";
+        }
+        end_frame("null");
+        if (!co_await write_frame(false)) {
+            co_return StreamStep::aborted;
+        }
+    }
+    co_return StreamStep::ok;
+}
+
+template <class Stream>
+asio::awaitable<StreamStep> Session<Stream>::close_stream(ChatRequest chat, Plan plan) {
+    const std::size_t pieces = chat.tool ? kToolArgumentPieces : plan.gen.tokens;
+    if (static_cast<std::int64_t>(pieces) == plan.faults.reset_after) {
+        reset_connection();
+        co_return StreamStep::reset;
+    }
+    begin_frame();
+    frame_ += R"([{"index":0,"delta":{})";
+    end_frame(chat.tool ? R"("tool_calls")" : R"("stop")");
+    if (!co_await write_frame(false)) {
+        co_return StreamStep::aborted;
+    }
+    if (chat.include_usage) {
+        begin_frame();
+        frame_ += "[],";
+        append_usage(frame_, reply_.prompt_tokens, plan.gen.tokens);
+        frame_ += "}\n\n";
+        if (!co_await write_frame(false)) {
+            co_return StreamStep::aborted;
+        }
+    }
+    frame_.assign("data: [DONE]\n\n");
+    const bool sent = co_await write_frame(true);
+    co_return sent ? StreamStep::ok : StreamStep::aborted;
+}
+
+template <class Stream>
+asio::awaitable<After> Session<Stream>::send_body(unsigned status, std::string_view content_type) {
+    render_head(status, content_type, body_.size());
+    lowest().expires_after(kWriteTimeout);
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body_)};
+    auto [ec, bytes] = co_await asio::async_write(stream_, buffers, kToken);
+    if (ec) {
+        co_return After::drop;
+    }
+    co_return keep_alive_ ? After::next_request : After::close;
+}
+
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::write_raw(std::string_view bytes) {
+    lowest().expires_after(kWriteTimeout);
+    auto [ec, written] = co_await asio::async_write(stream_, asio::buffer(bytes), kToken);
+    co_return !ec;
+}
+
+// One write per SSE frame (TCP_NODELAY is set), so the client sees each frame when it is sent.
+// The chunk framing is rendered here rather than with http::make_chunk, which allocates.
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::write_frame(bool last) {
+    if (!chunked_) {
+        co_return co_await write_raw(frame_);
+    }
+    std::array<char, 24> size_line{};
+    auto [end, ec] = std::to_chars(size_line.data(), size_line.data() + 20, frame_.size(), 16);
+    *end++ = '\r';
+    *end++ = '\n';
+    const std::string_view trailer = last ? "\r\n0\r\n\r\n"sv : "\r\n"sv;
+    const std::array<asio::const_buffer, 3> buffers{
+        asio::buffer(size_line.data(), static_cast<std::size_t>(end - size_line.data())),
+        asio::buffer(frame_), asio::buffer(trailer)};
+    lowest().expires_after(kWriteTimeout);
+    auto [write_ec, written] = co_await asio::async_write(stream_, buffers, kToken);
+    co_return !write_ec;
+}
+
+template <class Stream>
+asio::awaitable<void> Session<Stream>::sleep_until(Clock::time_point when) {
+    if (when <= Clock::now()) {
+        co_return;
+    }
+    timer_.expires_at(when);
+    co_await timer_.async_wait(kToken);  // only cancelled at shutdown
+}
+
+// Reads and discards until the client closes: no answer, no timeout.
+template <class Stream>
+asio::awaitable<After> Session<Stream>::hang_until_closed() {
+    lowest().expires_never();
+    std::array<char, 512> sink{};
+    for (;;) {
+        auto [ec, bytes] = co_await stream_.async_read_some(asio::buffer(sink), kToken);
+        if (ec) {
+            co_return After::drop;
+        }
+    }
+}
+
+template <class Stream>
+asio::awaitable<void> Session<Stream>::shutdown() {
+    if constexpr (kIsTls<Stream>) {
+        lowest().expires_after(kCloseTimeout);
+        co_await stream_.async_shutdown(kToken);
+    } else {
+        error_code ignored;
+        lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+}
+
+// SO_LINGER 0 makes close() send a RST: the peer sees a connection reset, not a clean EOF.
+template <class Stream>
+After Session<Stream>::reset_connection() {
+    error_code ignored;
+    lowest().socket().set_option(asio::socket_base::linger(true, 0), ignored);
+    lowest().socket().close(ignored);
+    return After::drop;
+}
+
+template <class Stream>
+std::string Session<Stream>::plan_request(Plan& plan) {
+    const Settings& settings = state_->settings;
+    plan.faults = settings.faults;
+    plan.gen = {settings.ttft, settings.tps, settings.tokens, &settings.words};
+    for (std::size_t i = 0; i < request_.header_count; ++i) {
+        const auto& [name, value] = request_.headers[i];
+        if (name.starts_with("x-sim-") &&
+            !apply_override(plan, std::string_view(name).substr(6), value)) {
+            return "invalid value for header " + name + ": '" + value + "'";
+        }
+    }
+    return {};
+}
+
+// Unknown x-sim-* headers are ignored, like unknown headers anywhere.
+template <class Stream>
+bool Session<Stream>::apply_override(Plan& plan, std::string_view key, std::string_view value) {
+    std::int64_t number = 0;
+    if (key == "status") {
+        return parse_status(value, plan.faults.status);
+    }
+    if (key == "ttft-ms") {
+        const bool ok = parse_bounded(value, 0, 86'400'000, number);
+        plan.gen.ttft = std::chrono::milliseconds(number);
+        return ok;
+    }
+    if (key == "tps") {
+        return parse_rate(value, plan.gen.tps);
+    }
+    if (key == "tokens") {
+        const bool ok = parse_bounded(value, 0, 1'000'000, number);
+        plan.gen.tokens = static_cast<std::size_t>(number);
+        return ok;
+    }
+    if (key == "text") {
+        split_words(value, override_words_);
+        plan.gen.words = &override_words_;
+        return !override_words_.empty();
+    }
+    if (key == "reset-after") {
+        return parse_bounded(value, -1, 1'000'000, plan.faults.reset_after);
+    }
+    if (key == "hang") {
+        return parse_flag(value, plan.faults.hang);
+    }
+    if (key == "garbage") {
+        return parse_flag(value, plan.faults.garbage);
+    }
+    return true;
+}
+
+template <class Stream>
+void Session<Stream>::record_last_request() {
+    std::lock_guard lock(state_->last_mutex);
+    state_->last.assign_from(request_);
+    state_->has_last = true;
+}
+
+// On failure the 400 body is already in body_.
+template <class Stream>
+bool Session<Stream>::parse_body(Document& doc) {
+    doc.Parse(request_.body.data(), request_.body.size());
+    if (!doc.HasParseError() && doc.IsObject()) {
+        return true;
+    }
+    render_error(body_, "the request body is not a JSON object", "invalid_request_error",
+                 "invalid_json");
+    return false;
+}
+
+template <class Stream>
+Reply Session<Stream>::new_reply(std::string_view model) const {
+    Reply reply;
+    reply.id = state_->stats.next_id.fetch_add(1, std::memory_order_relaxed) + 1;
+    reply.created = static_cast<std::int64_t>(std::time(nullptr));
+    reply.model = model;
+    reply.prompt_tokens = (request_.body.size() + 3) / 4;
+    return reply;
+}
+
+// Without a content length the body is chunked (or, for HTTP/1.0, ends at close).
+template <class Stream>
+void Session<Stream>::render_head(unsigned status, std::string_view content_type,
+                                  std::optional<std::size_t> content_length) {
+    head_ = "HTTP/1.1 ";
+    append_number(head_, status);
+    head_ += ' ';
+    head_ += reason_phrase(status);
+    head_ += "\r\nContent-Type: ";
+    head_ += content_type;
+    if (content_length) {
+        head_ += "\r\nContent-Length: ";
+        append_number(head_, *content_length);
+    } else {
+        head_ += "\r\nCache-Control: no-cache";
+        head_ += chunked_ ? "\r\nTransfer-Encoding: chunked" : "";
+    }
+    if (status == 429) {
+        head_ += "\r\nRetry-After: 1";
+    }
+    if (!keep_alive_) {
+        head_ += "\r\nConnection: close";
+    } else if (request_.version == 10) {
+        head_ += "\r\nConnection: keep-alive";
+    }
+    head_ += "\r\n\r\n";
+}
+
+template <class Stream>
+void Session<Stream>::begin_frame() {
+    frame_ = "data: ";
+    frame_ += chunk_prefix_;
+}
+
+template <class Stream>
+void Session<Stream>::end_frame(std::string_view finish_reason) {
+    frame_ += R"(,"logprobs":null,"finish_reason":)";
+    frame_ += finish_reason;
+    frame_ += "}]}\n\n";
+}
+
+template class Session<beast::tcp_stream>;
+template class Session<TlsStream>;
+
+template <class Stream>
+asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<SimState> state) {
+    Session<Stream> session(std::move(socket), std::move(state));
+    co_await session.run();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listening
+
+void spawn_session(tcp::socket socket, const std::shared_ptr<SimState>& state) {
+    const auto executor = socket.get_executor();
+    if (state->tls) {
+        asio::co_spawn(executor, run_session<TlsStream>(std::move(socket), state), asio::detached);
+    } else {
+        asio::co_spawn(executor, run_session<beast::tcp_stream>(std::move(socket), state),
+                       asio::detached);
+    }
+}
+
+asio::awaitable<void> accept_loop(tcp::acceptor acceptor, std::shared_ptr<SimState> state) {
+    asio::steady_timer backoff(acceptor.get_executor());
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(kToken);
+        if (ec == asio::error::operation_aborted) {
+            co_return;
+        }
+        if (ec) {
+            // Out of file descriptors and the like: retry later instead of spinning.
+            backoff.expires_after(kAcceptBackoff);
+            co_await backoff.async_wait(kToken);
+            continue;
+        }
+        bump(state->stats.connections_accepted);
+        error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        spawn_session(std::move(socket), state);
+    }
+}
+
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+tcp::acceptor open_acceptor(asio::io_context& context, const tcp::endpoint& endpoint) {
+    tcp::acceptor acceptor(context);
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(asio::socket_base::reuse_address(true));
+    acceptor.set_option(ReusePort(true));
+    acceptor.bind(endpoint);
+    acceptor.listen(asio::socket_base::max_listen_connections);
+    return acceptor;
+}
+
+std::string endpoint_text(const tcp::endpoint& endpoint) {
+    const std::string address = endpoint.address().to_string();
+    const std::string port = std::to_string(endpoint.port());
+    return endpoint.address().is_v6() ? "[" + address + "]:" + port : address + ":" + port;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command line
+
+constexpr std::string_view kUsage =
+    "usage: turnout simulate --listen HOST:PORT [--kind openai] [--threads N] [--ttft DURATION]\n"
+    "         [--tps N] [--tokens N] [--text TEXT] [--fault-status CODE]\n"
+    "         [--fault-reset-after N] [--fault-hang] [--tls-cert FILE --tls-key FILE]\n";
+
+tcp::endpoint parse_endpoint(std::string_view text) {
+    const std::size_t colon = text.rfind(':');
+    std::uint16_t port = 0;
+    if (colon == std::string_view::npos || !parse_integer(text.substr(colon + 1), port)) {
+        throw std::invalid_argument("--listen: expected HOST:PORT, got '" + std::string(text) +
+                                    "'");
+    }
+    std::string host(text.substr(0, colon));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    if (host.empty()) {
+        return {asio::ip::address_v4::any(), port};
+    }
+    error_code ec;
+    const asio::ip::address address = asio::ip::make_address(host, ec);
+    if (!ec) {
+        return {address, port};
+    }
+    asio::io_context context;
+    tcp::resolver resolver(context);
+    const auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty()) {
+        throw std::invalid_argument("--listen: cannot resolve '" + host + "'");
+    }
+    for (const auto& entry : results) {
+        if (entry.endpoint().address().is_v4()) {
+            return entry.endpoint();
+        }
+    }
+    return results.begin()->endpoint();
+}
+
+[[noreturn]] void bad_value(std::string_view option, std::string_view value,
+                            std::string_view expected) {
+    throw std::invalid_argument(std::string(option) + ": expected " + std::string(expected) +
+                                ", got '" + std::string(value) + "'");
+}
+
+void apply_option(Settings& settings, std::string& text, std::string_view option,
+                  std::string_view value) {
+    std::int64_t number = 0;
+    if (option == "--listen") {
+        settings.listen = parse_endpoint(value);
+    } else if (option == "--kind") {
+        if (value != "openai") {
+            bad_value(option, value, "openai (the only kind simulated)");
+        }
+    } else if (option == "--threads") {
+        if (!parse_bounded(value, 1, 256, number)) {
+            bad_value(option, value, "a thread count from 1 to 256");
+        }
+        settings.threads = static_cast<unsigned>(number);
+    } else if (option == "--ttft") {
+        if (!parse_duration(value, settings.ttft)) {
+            bad_value(option, value, "a duration like 50ms or 2s");
+        }
+    } else if (option == "--tps") {
+        if (!parse_rate(value, settings.tps)) {
+            bad_value(option, value, "tokens per second: 0 or at least 0.001");
+        }
+    } else if (option == "--tokens") {
+        if (!parse_bounded(value, 0, 1'000'000, number)) {
+            bad_value(option, value, "a token count from 0 to 1000000");
+        }
+        settings.tokens = static_cast<std::size_t>(number);
+    } else if (option == "--text") {
+        text = value;
+    } else if (option == "--fault-status") {
+        if (!parse_status(value, settings.faults.status)) {
+            bad_value(option, value, "an HTTP status from 200 to 599");
+        }
+    } else if (option == "--fault-reset-after") {
+        if (!parse_bounded(value, 0, 1'000'000, settings.faults.reset_after)) {
+            bad_value(option, value, "a frame count");
+        }
+    } else if (option == "--tls-cert") {
+        settings.tls_cert = value;
+    } else if (option == "--tls-key") {
+        settings.tls_key = value;
+    } else {
+        throw std::invalid_argument("unknown option '" + std::string(option) + "'");
+    }
+}
+
+/// nullopt: --help was asked for.
+std::optional<Settings> parse_command_line(int argc, char** argv) {
+    Settings settings;
+    std::string text(kDefaultText);
+    bool have_listen = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            return std::nullopt;
+        }
+        if (arg == "--fault-hang") {
+            settings.faults.hang = true;
+            continue;
+        }
+        // Both `--name value` and `--name=value`.
+        const std::size_t equals = arg.find('=');
+        const std::string_view option = arg.substr(0, equals);
+        std::string_view value;
+        if (equals != std::string_view::npos) {
+            value = arg.substr(equals + 1);
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            throw std::invalid_argument(std::string(option) + " needs a value");
+        }
+        apply_option(settings, text, option, value);
+        have_listen = have_listen || option == "--listen";
+    }
+    if (!have_listen) {
+        throw std::invalid_argument("--listen HOST:PORT is required");
+    }
+    if (settings.tls_cert.empty() != settings.tls_key.empty()) {
+        throw std::invalid_argument("--tls-cert and --tls-key go together");
+    }
+    split_words(text, settings.words);
+    if (settings.words.empty()) {
+        throw std::invalid_argument("--text needs at least one word");
+    }
+    return settings;
+}
+
+std::shared_ptr<SimState> make_state(Settings settings) {
+    auto state = std::make_shared<SimState>();
+    state->settings = std::move(settings);
+    if (!state->settings.tls_cert.empty()) {
+        state->tls.emplace(ssl::context::tls_server);
+        state->tls->use_certificate_chain_file(state->settings.tls_cert);
+        state->tls->use_private_key_file(state->settings.tls_key, ssl::context::pem);
+    }
+    return state;
+}
+
+/// Binds every acceptor (the first one picks the port when it is 0) and starts accepting;
+/// returns the bound endpoint.
+tcp::endpoint start_listening(std::vector<std::unique_ptr<asio::io_context>>& contexts,
+                              const std::shared_ptr<SimState>& state) {
+    tcp::endpoint bound = state->settings.listen;
+    for (auto& context : contexts) {
+        tcp::acceptor acceptor = open_acceptor(*context, bound);
+        bound = acceptor.local_endpoint();
+        asio::co_spawn(*context, accept_loop(std::move(acceptor), state), asio::detached);
+    }
+    return bound;
+}
+
+}  // namespace
+
+int simulate_main(int argc, char** argv) {
+    std::shared_ptr<SimState> state;
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    tcp::endpoint bound;
+    try {
+        std::optional<Settings> settings = parse_command_line(argc, argv);
+        if (!settings) {
+            std::cout << kUsage;
+            return 0;
+        }
+        state = make_state(std::move(*settings));
+        for (unsigned i = 0; i < state->settings.threads; ++i) {
+            contexts.push_back(std::make_unique<asio::io_context>(1));
+        }
+        bound = start_listening(contexts, state);
+    } catch (const std::exception& e) {
+        std::cerr << "turnout simulate: " << e.what() << "\n" << kUsage;
+        return 2;
+    }
+
+    asio::signal_set signals(*contexts.front(), SIGINT, SIGTERM);
+    signals.async_wait([&contexts](const error_code&, int) {
+        for (auto& context : contexts) {
+            context->stop();
+        }
+    });
+    std::cout << R"({"msg":"listening","kind":"simulator","listen":")" << endpoint_text(bound)
+              << "\"}\n"
+              << std::flush;
+
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < contexts.size(); ++i) {
+        threads.emplace_back([context = contexts[i].get()] { context->run(); });
+    }
+    contexts.front()->run();
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    return 0;
+}
+
+}  // namespace turnout::gateway

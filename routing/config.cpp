@@ -1,0 +1,12 @@
+#include "routing/config.hpp"
+
+namespace turnout::routing {
+
+const ProviderConfig* Config::find_provider(std::string_view name) const {
+    for (const auto& provider : providers) {
+        if (provider.name == name) return &provider;
+    }
+    return nullptr;
+}
+
+}  // namespace turnout::routing

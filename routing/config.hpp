@@ -1,0 +1,152 @@
+#pragma once
+/// The whole turnout configuration as plain typed structs (CONTRACT.md, "Configuration").
+/// Defaults live in member initialisers; no YAML type leaves the loader (config_loader.hpp).
+/// A validated Config is shared as std::shared_ptr<const Config> and never mutated.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace turnout::routing {
+
+using Duration = std::chrono::milliseconds;
+
+struct AdminConfig {
+    std::string listen = "127.0.0.1:9090";
+    std::string token_env;  ///< empty = /admin/* needs no token
+};
+
+struct StateConfig {
+    std::string path = "./turnout-state";
+    std::string url;  ///< redis://... (shared state); empty = local disk at `path`
+};
+
+struct LimitsConfig {
+    std::uint64_t max_body_bytes = 4ull << 20;
+    std::uint64_t max_header_bytes = 64ull << 10;
+    Duration client_timeout = std::chrono::seconds(30);
+    Duration keepalive_timeout = std::chrono::seconds(60);
+    std::uint32_t max_connections = 10000;
+    Duration drain_timeout = std::chrono::seconds(10);  ///< turnout extension: SIGTERM drain deadline
+};
+
+struct LogConfig {
+    std::string level = "info";  ///< trace | debug | info | warn | error
+    std::string format = "json";  ///< json | text
+};
+
+struct ClientKeyConfig {
+    std::string name;
+    std::string key_env;
+};
+
+enum class ProviderKind { openai, anthropic };
+
+struct PriceConfig {
+    double input_per_mtok = 0.0;
+    double output_per_mtok = 0.0;
+};
+
+/// base_url split once at load time so the data plane never parses URLs.
+struct UpstreamAddress {
+    bool tls = false;
+    std::string host;       ///< without brackets for IPv6
+    std::uint16_t port = 0;  ///< 443 / 80 when the URL gives none
+    std::string base_path;  ///< no trailing slash; "" for the root
+};
+
+struct ProviderConfig {
+    std::string name;
+    ProviderKind kind = ProviderKind::openai;
+    std::string base_url;
+    UpstreamAddress address;
+    std::string api_key_env;  ///< empty = no key (local servers)
+    Duration timeout = std::chrono::seconds(120);          ///< hard deadline of one upstream request
+    Duration connect_timeout = std::chrono::seconds(10);   ///< extension: TCP + TLS handshake
+    Duration first_byte_timeout = std::chrono::seconds(60);  ///< extension: request sent -> response head
+    Duration stream_idle_timeout = std::chrono::seconds(60);  ///< extension: gap between stream reads
+    std::uint32_t max_connections = 64;
+    std::map<std::string, std::string> headers;  ///< extra upstream headers
+    PriceConfig price;
+    std::string ca_file;  ///< extra trust anchor (PEM) for private CAs; system store always used
+    bool tls_verify = true;  ///< extension; false only for local testing, logged as a warning
+};
+
+struct TargetConfig {
+    std::string provider;
+    std::string model;
+    std::uint32_t weight = 1;  ///< only meaningful inside `targets`
+};
+
+struct MatchConfig {
+    std::string model;  ///< exact or glob; empty = any
+    std::map<std::string, std::string> headers;  ///< lower-cased names; values may be globs
+    std::vector<std::string> keys;  ///< client key names; empty = any
+};
+
+struct RetryConfig {
+    std::uint32_t attempts = 0;  ///< extra attempts per target
+    Duration backoff = std::chrono::milliseconds(100);
+};
+
+struct ShadowConfig {
+    double sample_rate = 0.0;
+    std::uint32_t max_inflight = 8;
+    std::uint32_t queue = 256;
+};
+
+struct JudgeConfig {
+    std::string provider;  ///< empty = no judge configured
+    std::string model;
+    std::string prompt_file;
+    double pass_score = 95;
+};
+
+enum class PromotionMode { shadow, automatic, pin_primary, pin_candidate };
+
+struct PromotionConfig {
+    PromotionMode mode = PromotionMode::shadow;
+    std::uint32_t window = 100;
+    std::uint32_t min_samples = 50;
+    double threshold = 0.90;
+    Duration hold = std::chrono::minutes(10);
+    double rollback_threshold = 0.85;
+    double confidence = 0.95;
+    std::vector<std::uint32_t> ramp = {100};
+    Duration step = std::chrono::minutes(30);
+    Duration cooldown = std::chrono::hours(1);
+    double shadow_after_promotion = 0.05;
+};
+
+struct RouteConfig {
+    std::string name;
+    MatchConfig match;
+    std::optional<TargetConfig> primary;
+    std::optional<TargetConfig> candidate;
+    std::vector<TargetConfig> targets;  ///< weighted split instead of primary
+    std::vector<TargetConfig> fallbacks;
+    RetryConfig retries;
+    Duration timeout = std::chrono::seconds(60);  ///< bounds the whole request
+    ShadowConfig shadow;
+    JudgeConfig judge;
+    PromotionConfig promotion;
+};
+
+struct Config {
+    std::string source_path;  ///< the file as given on the command line
+    std::string listen = "0.0.0.0:8080";
+    AdminConfig admin;
+    StateConfig state;
+    LimitsConfig limits;
+    LogConfig log;
+    std::vector<ClientKeyConfig> keys;
+    std::vector<ProviderConfig> providers;  ///< in file order
+    std::vector<RouteConfig> routes;        ///< first match wins
+
+    const ProviderConfig* find_provider(std::string_view name) const;
+};
+
+}  // namespace turnout::routing

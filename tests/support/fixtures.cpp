@@ -1,0 +1,607 @@
+#include "tests/support/fixtures.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace turnout::test {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+rapidjson::Document parse_json(const std::string& text) {
+    rapidjson::Document doc;
+    doc.Parse(text.c_str(), text.size());
+    return doc;
+}
+
+const rapidjson::Value* json_at(const rapidjson::Value& doc, const std::string& path) {
+    const rapidjson::Value* v = &doc;
+    std::size_t start = 0;
+    while (start <= path.size() && !path.empty()) {
+        auto slash = path.find('/', start);
+        std::string part =
+            path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+        if (v->IsObject()) {
+            auto it = v->FindMember(part.c_str());
+            if (it == v->MemberEnd()) return nullptr;
+            v = &it->value;
+        } else if (v->IsArray()) {
+            char* end = nullptr;
+            unsigned long index = std::strtoul(part.c_str(), &end, 10);
+            if (part.empty() || *end != '\0' || index >= v->Size()) return nullptr;
+            v = &(*v)[static_cast<rapidjson::SizeType>(index)];
+        } else {
+            return nullptr;
+        }
+        if (slash == std::string::npos) break;
+        start = slash + 1;
+    }
+    return v;
+}
+
+std::optional<std::string> json_string(const rapidjson::Value& doc, const std::string& path) {
+    const rapidjson::Value* v = json_at(doc, path);
+    if (!v || !v->IsString()) return std::nullopt;
+    return std::string(v->GetString(), v->GetStringLength());
+}
+
+std::string json_to_string(const rapidjson::Value& value) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    value.Accept(writer);
+    return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string json_quote(const std::string& text) {
+    rapidjson::Value v(text.c_str(), static_cast<rapidjson::SizeType>(text.size()));
+    return json_to_string(v);
+}
+
+::testing::AssertionResult wait_for(const std::function<bool()>& condition, Millis timeout,
+                                    const std::string& what) {
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+        if (condition()) return ::testing::AssertionSuccess();
+        if (Clock::now() >= deadline) {
+            return ::testing::AssertionFailure()
+                   << "timed out after " << timeout.count() << " ms waiting for " << what;
+        }
+        // A bounded wait between polls of external state, not a synchronisation sleep.
+        pollfd none{-1, 0, 0};
+        ::poll(&none, 1, 10);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TempDir, ClosedPort
+
+TempDir::TempDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/turnout-it.XXXXXX";
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+}
+
+TempDir::~TempDir() {
+    if (std::getenv("TURNOUT_TEST_KEEP_TMP")) return;
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+std::string TempDir::write_file(const std::string& name, const std::string& content) const {
+    std::string full = path_ + "/" + name;
+    std::ofstream out(full, std::ios::binary | std::ios::trunc);
+    out << content;
+    if (!out) throw std::runtime_error("cannot write " + full);
+    return full;
+}
+
+ClosedPort::ClosedPort() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        throw std::runtime_error("ClosedPort: cannot bind");
+    }
+    port_ = ntohs(addr.sin_port);
+}
+
+ClosedPort::~ClosedPort() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listening lines
+
+std::optional<std::uint16_t> listening_port(const std::string& line, const std::string& kind) {
+    auto doc = parse_json(line);
+    if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+    if (json_string(doc, "msg") != "listening" || json_string(doc, "kind") != kind) {
+        return std::nullopt;
+    }
+    auto listen = json_string(doc, "listen");
+    if (!listen) return std::nullopt;
+    auto colon = listen->rfind(':');
+    if (colon == std::string::npos) return std::nullopt;
+    int port = std::atoi(listen->c_str() + colon + 1);
+    if (port <= 0 || port > 65535) return std::nullopt;
+    return static_cast<std::uint16_t>(port);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SimulatorProcess
+
+std::string RecordedRequest::header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+}
+
+SimulatorProcess::SimulatorProcess(std::vector<std::string> args) : args_(std::move(args)) {}
+
+SimulatorProcess::~SimulatorProcess() = default;
+
+::testing::AssertionResult SimulatorProcess::start() {
+    ProcessOptions options;
+    options.argv = {TURNOUT_BIN, "simulate", "--listen", "127.0.0.1:0"};
+    options.argv.insert(options.argv.end(), args_.begin(), args_.end());
+    process_ = std::make_unique<ChildProcess>(options);
+    std::optional<std::uint16_t> port;
+    auto line = process_->wait_for_line(
+        [&](const std::string& l) {
+            port = listening_port(l, "simulator");
+            return port.has_value();
+        },
+        Millis(15000));
+    if (!line || !port) {
+        return ::testing::AssertionFailure()
+               << "simulator did not print its listening line; output:\n"
+               << process_->output();
+    }
+    port_ = *port;
+    return ::testing::AssertionSuccess();
+}
+
+std::string SimulatorProcess::base_url() const {
+    for (const auto& arg : args_) {
+        if (arg == "--tls-cert") return "https://localhost:" + std::to_string(port_) + "/v1";
+    }
+    return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+}
+
+std::optional<HttpResponse> SimulatorProcess::control(const std::string& method,
+                                                      const std::string& target) {
+    if (base_url().rfind("https", 0) == 0) return std::nullopt;  // plain client only
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (!control_ || !control_->connected()) {
+            control_ = std::make_unique<RawConnection>(port_);
+            if (!control_->connected()) return std::nullopt;
+        }
+        // A kept-alive connection the simulator closed in between fails here: retry once on a
+        // fresh one (the control calls are idempotent enough for tests).
+        if (control_->send_request(method, target, {})) {
+            auto response = control_->read_response(kWait);
+            if (response) {
+                if (to_lower(response->header("connection")) == "close") control_.reset();
+                return response;
+            }
+        }
+        control_.reset();
+    }
+    return std::nullopt;
+}
+
+rapidjson::Document SimulatorProcess::stats() {
+    auto response = control("GET", "/_sim/stats");
+    if (!response || response->status != 200) return parse_json("");
+    return parse_json(response->body);
+}
+
+std::optional<std::int64_t> SimulatorProcess::stat(const std::string& name) {
+    auto doc = stats();
+    if (doc.HasParseError()) return std::nullopt;
+    const rapidjson::Value* v = json_at(doc, name);
+    if (!v || !v->IsInt64()) return std::nullopt;
+    return v->GetInt64();
+}
+
+std::optional<RecordedRequest> SimulatorProcess::last_request() {
+    auto response = control("GET", "/_sim/last_request");
+    if (!response || response->status != 200) return std::nullopt;
+    auto doc = parse_json(response->body);
+    if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+    RecordedRequest r;
+    r.method = json_string(doc, "method").value_or("");
+    r.target = json_string(doc, "target").value_or("");
+    r.body = json_string(doc, "body").value_or("");
+    if (const auto* h = json_at(doc, "headers"); h && h->IsObject()) {
+        for (auto it = h->MemberBegin(); it != h->MemberEnd(); ++it) {
+            if (!it->value.IsString()) continue;
+            r.headers[to_lower(it->name.GetString())] = it->value.GetString();
+        }
+    }
+    return r;
+}
+
+bool SimulatorProcess::reset() {
+    auto response = control("POST", "/_sim/reset");
+    return response && response->status / 100 == 2;
+}
+
+::testing::AssertionResult SimulatorProcess::wait_for_stat(
+    const std::string& name, const std::function<bool(std::int64_t)>& predicate, Millis timeout,
+    const std::string& expectation) {
+    std::optional<std::int64_t> last;
+    auto ok = wait_for(
+        [&] {
+            last = stat(name);
+            return last && predicate(*last);
+        },
+        timeout, "simulator stat " + name + " " + expectation);
+    if (!ok) {
+        return ok << " (last value: " << (last ? std::to_string(*last) : "unavailable") << ")";
+    }
+    return ok;
+}
+
+::testing::AssertionResult SimulatorProcess::wait_for_stat(const std::string& name,
+                                                           std::int64_t value, Millis timeout) {
+    return wait_for_stat(
+        name, [value](std::int64_t v) { return v == value; }, timeout,
+        "== " + std::to_string(value));
+}
+
+std::optional<HttpResponse> SimulatorProcess::request(const std::string& method,
+                                                      const std::string& target,
+                                                      const Headers& headers,
+                                                      const std::string& body) {
+    Headers h = headers;
+    if (method == "POST") h.emplace_back("Content-Type", "application/json");
+    return http_request(port_, method, target, h, body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// GatewayConfig
+
+GatewayConfig GatewayConfig::for_simulator(const std::string& base_url) {
+    GatewayConfig config;
+    ProviderYaml sim;
+    sim.name = "sim";
+    sim.base_url = base_url;
+    sim.api_key_env = kSimKeyEnv;
+    sim.options = {{"timeout", "20s"}, {"connect_timeout", "5s"}, {"first_byte_timeout", "10s"}};
+    config.provider(sim);
+    config.route({"smart", "gpt-smart", {"sim", "sim-large"}, {}, {}});
+    config.route({"fast", "fast-*", {"sim", "sim-small"}, {}, {}});
+    return config;
+}
+
+GatewayConfig& GatewayConfig::provider(ProviderYaml p) {
+    providers_.push_back(std::move(p));
+    return *this;
+}
+
+GatewayConfig& GatewayConfig::route(RouteYaml r) {
+    routes_.push_back(std::move(r));
+    return *this;
+}
+
+GatewayConfig& GatewayConfig::provider_option(const std::string& name, const std::string& key,
+                                              const std::string& value) {
+    for (auto& p : providers_) {
+        if (p.name != name) continue;
+        for (auto& [k, v] : p.options) {
+            if (k == key) {
+                v = value;
+                return *this;
+            }
+        }
+        p.options.emplace_back(key, value);
+        return *this;
+    }
+    throw std::runtime_error("GatewayConfig: no provider " + name);
+}
+
+GatewayConfig& GatewayConfig::limit(const std::string& key, const std::string& value) {
+    for (auto& [k, v] : limits_) {
+        if (k == key) {
+            v = value;
+            return *this;
+        }
+    }
+    limits_.emplace_back(key, value);
+    return *this;
+}
+
+GatewayConfig& GatewayConfig::top_level(const std::string& line) {
+    top_level_.push_back(line);
+    return *this;
+}
+
+GatewayConfig& GatewayConfig::state_path(const std::string& path) {
+    state_path_ = path;
+    return *this;
+}
+
+std::string GatewayConfig::yaml() const {
+    std::ostringstream y;
+    y << "listen: 127.0.0.1:0\n";
+    y << "admin:\n  listen: 127.0.0.1:0\n";
+    if (!state_path_.empty()) y << "state:\n  path: " << json_quote(state_path_) << "\n";
+    y << "log: {level: info, format: json}\n";
+    if (!limits_.empty()) {
+        y << "limits:\n";
+        for (const auto& [k, v] : limits_) y << "  " << k << ": " << v << "\n";
+    }
+    for (const auto& line : top_level_) y << line << "\n";
+    y << "providers:\n";
+    for (const auto& p : providers_) {
+        y << "  " << p.name << ":\n";
+        y << "    kind: " << p.kind << "\n";
+        y << "    base_url: " << json_quote(p.base_url) << "\n";
+        if (!p.api_key_env.empty()) y << "    api_key_env: " << p.api_key_env << "\n";
+        for (const auto& [k, v] : p.options) y << "    " << k << ": " << v << "\n";
+    }
+    y << "routes:\n";
+    for (const auto& r : routes_) {
+        y << "  - name: " << r.name << "\n";
+        if (!r.match_model.empty()) {
+            y << "    match:\n      model: " << json_quote(r.match_model) << "\n";
+        }
+        y << "    primary: {provider: " << r.primary.provider
+          << ", model: " << json_quote(r.primary.model) << "}\n";
+        if (!r.fallbacks.empty()) {
+            y << "    fallbacks:\n";
+            for (const auto& f : r.fallbacks) {
+                y << "      - {provider: " << f.provider << ", model: " << json_quote(f.model)
+                  << "}\n";
+            }
+        }
+        for (const auto& line : r.extra_lines) y << "    " << line << "\n";
+    }
+    return y.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// GatewayProcess
+
+GatewayProcess::GatewayProcess(GatewayOptions options) : options_(std::move(options)) {}
+
+GatewayProcess::~GatewayProcess() = default;
+
+::testing::AssertionResult GatewayProcess::start() {
+    std::string yaml = options_.yaml;
+    // Route states go to the test's own temp dir unless the config names a state path.
+    if (yaml.find("\nstate:") == std::string::npos && yaml.rfind("state:", 0) != 0) {
+        yaml += "state:\n  path: " + json_quote(dir_.path() + "/state") + "\n";
+    }
+    config_path_ = dir_.write_file("turnout.yaml", yaml);
+    ProcessOptions p;
+    p.argv = {TURNOUT_BIN, "serve", "--config", config_path_, "--threads",
+              std::to_string(options_.threads)};
+    p.env = options_.env;
+    p.unset_env = options_.unset_env;
+    p.cwd = dir_.path();
+    process_ = std::make_unique<ChildProcess>(p);
+    std::optional<std::uint16_t> api;
+    std::optional<std::uint16_t> admin;
+    auto line = process_->wait_for_line(
+        [&](const std::string& l) {
+            if (!api) api = listening_port(l, "api");
+            if (!admin) admin = listening_port(l, "admin");
+            return api && admin;
+        },
+        options_.start_timeout);
+    if (!line) {
+        auto exited = process_->wait_exit(Millis(0));
+        return ::testing::AssertionFailure()
+               << "gateway did not print both listening lines ("
+               << (exited ? "exited with " + std::to_string(*exited) : std::string("timeout"))
+               << "); config:\n"
+               << yaml << "output:\n"
+               << process_->output();
+    }
+    api_port_ = *api;
+    admin_port_ = *admin;
+    return ::testing::AssertionSuccess();
+}
+
+std::vector<std::string> GatewayProcess::log_lines() const {
+    return process_ ? process_->lines() : std::vector<std::string>{};
+}
+
+std::string GatewayProcess::log_text() const { return process_ ? process_->output() : ""; }
+
+::testing::AssertionResult GatewayProcess::wait_for_log(const std::regex& pattern, Millis timeout,
+                                                        std::string* line) {
+    auto found = process_->wait_for_line(pattern, timeout);
+    if (!found) {
+        return ::testing::AssertionFailure()
+               << "no gateway log line matched within " << timeout.count() << " ms; log:\n"
+               << log_text();
+    }
+    if (line) *line = *found;
+    return ::testing::AssertionSuccess();
+}
+
+bool GatewayProcess::send_signal(int signal) { return process_->send_signal(signal); }
+
+std::optional<int> GatewayProcess::wait_exit(Millis timeout) {
+    return process_->wait_exit(timeout);
+}
+
+std::optional<HttpResponse> GatewayProcess::chat(const std::string& body, const Headers& headers,
+                                                 Millis timeout) {
+    Headers h = headers;
+    h.emplace_back("Content-Type", "application/json");
+    return http_request(api_port_, "POST", "/v1/chat/completions", h, body, timeout);
+}
+
+std::optional<HttpResponse> GatewayProcess::request(const std::string& method,
+                                                    const std::string& target,
+                                                    const Headers& headers,
+                                                    const std::string& body, Millis timeout) {
+    return http_request(api_port_, method, target, headers, body, timeout);
+}
+
+std::string chat_body(const std::string& model, bool stream, const std::string& prompt) {
+    std::string body = "{\"model\":" + json_quote(model) +
+                       ",\"messages\":[{\"role\":\"user\",\"content\":" + json_quote(prompt) +
+                       "}]";
+    if (stream) body += ",\"stream\":true";
+    return body + "}";
+}
+
+// ---------------------------------------------------------------------------------------------
+// GatewayStack and assertions
+
+::testing::AssertionResult GatewayStack::start(
+    const std::function<void(GatewayConfig&)>& tweak,
+    const std::map<std::string, std::string>& extra_env) {
+    if (auto ok = sim_.start(); !ok) return ok;
+    GatewayConfig config = GatewayConfig::for_simulator(sim_.base_url());
+    if (tweak) tweak(config);
+    GatewayOptions options;
+    options.yaml = config.yaml();
+    for (const auto& [k, v] : extra_env) options.env[k] = v;
+    gateway_ = std::make_unique<GatewayProcess>(options);
+    return gateway_->start();
+}
+
+::testing::AssertionResult is_openai_error(const std::optional<HttpResponse>& response,
+                                           int status, const std::string& code,
+                                           const std::string& type) {
+    if (!response) return ::testing::AssertionFailure() << "no response";
+    if (response->status != status) {
+        return ::testing::AssertionFailure() << "status " << response->status << ", expected "
+                                             << status << "; body: " << response->body;
+    }
+    auto doc = parse_json(response->body);
+    if (doc.HasParseError() || !doc.IsObject()) {
+        return ::testing::AssertionFailure() << "body is not a JSON object: " << response->body;
+    }
+    if (!json_string(doc, "error/message") || !json_string(doc, "error/type")) {
+        return ::testing::AssertionFailure()
+               << "no error.message / error.type strings: " << response->body;
+    }
+    if (json_string(doc, "error/code") != code) {
+        return ::testing::AssertionFailure()
+               << "error.code is not \"" << code << "\": " << response->body;
+    }
+    if (!type.empty() && json_string(doc, "error/type") != type) {
+        return ::testing::AssertionFailure()
+               << "error.type is not \"" << type << "\": " << response->body;
+    }
+    return ::testing::AssertionSuccess();
+}
+
+std::string delta_content(const std::string& event_data) {
+    auto doc = parse_json(event_data);
+    if (doc.HasParseError()) return "";
+    return json_string(doc, "choices/0/delta/content").value_or("");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TestCa
+
+std::string find_program(const std::string& name) {
+    const char* path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/bin:/bin";
+    std::size_t start = 0;
+    while (start <= dirs.size()) {
+        auto colon = dirs.find(':', start);
+        std::string dir = dirs.substr(start, colon == std::string::npos ? colon : colon - start);
+        std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+        if (colon == std::string::npos) break;
+        start = colon + 1;
+    }
+    return "";
+}
+
+namespace {
+
+RunResult run_openssl(const std::string& dir, std::vector<std::string> args) {
+    ProcessOptions p;
+    p.argv = {find_program("openssl")};
+    p.argv.insert(p.argv.end(), args.begin(), args.end());
+    p.cwd = dir;
+    p.env = {{"OPENSSL_CONF", dir + "/openssl.cnf"}};
+    return run_command(p, Millis(60000));
+}
+
+}  // namespace
+
+TestCa::TestCa() = default;
+
+::testing::AssertionResult TestCa::create() {
+    if (find_program("openssl").empty()) {
+        return ::testing::AssertionFailure() << "the openssl CLI is not installed";
+    }
+    // A minimal config of our own: the system one may add extensions that clash with ours.
+    dir_.write_file("openssl.cnf",
+                    "[req]\n"
+                    "distinguished_name = dn\n"
+                    "prompt = no\n"
+                    "[dn]\n"
+                    "CN = turnout test CA\n"
+                    "[v3_ca]\n"
+                    "basicConstraints = critical, CA:TRUE\n"
+                    "keyUsage = critical, keyCertSign, cRLSign\n"
+                    "subjectKeyIdentifier = hash\n");
+    auto r = run_openssl(dir_.path(), {"req", "-x509", "-new", "-newkey", "ec", "-pkeyopt",
+                                       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                                       "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
+                                       "/CN=turnout test CA", "-config", "openssl.cnf",
+                                       "-extensions", "v3_ca"});
+    if (r.exit_code != 0) {
+        return ::testing::AssertionFailure() << "openssl req (CA) failed:\n" << r.output;
+    }
+    ca_file_ = dir_.path() + "/ca.pem";
+    ca_key_ = dir_.path() + "/ca.key";
+    return ::testing::AssertionSuccess();
+}
+
+std::optional<TestCa::Cert> TestCa::issue(const std::string& dns_name, std::string* error) {
+    std::string base = "server" + std::to_string(++serial_);
+    dir_.write_file(base + ".ext",
+                    "basicConstraints = critical, CA:FALSE\n"
+                    "keyUsage = critical, digitalSignature, keyEncipherment\n"
+                    "extendedKeyUsage = serverAuth\n"
+                    "subjectAltName = DNS:" +
+                        dns_name + "\n");
+    auto r = run_openssl(dir_.path(), {"req", "-new", "-newkey", "ec", "-pkeyopt",
+                                       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                                       base + ".key", "-out", base + ".csr", "-subj",
+                                       "/CN=" + dns_name, "-config", "openssl.cnf"});
+    if (r.exit_code == 0) {
+        r = run_openssl(dir_.path(),
+                        {"x509", "-req", "-in", base + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                         "-set_serial", std::to_string(1000 + serial_), "-days", "2", "-out",
+                         base + ".pem", "-extfile", base + ".ext"});
+    }
+    if (r.exit_code != 0) {
+        if (error) *error = r.output;
+        return std::nullopt;
+    }
+    return Cert{dir_.path() + "/" + base + ".pem", dir_.path() + "/" + base + ".key"};
+}
+
+}  // namespace turnout::test

@@ -1,0 +1,313 @@
+#pragma once
+/// Integration-test fixtures around the real `turnout` binary: the simulator (a fake OpenAI
+/// upstream that records what it receives, like Envoy's FakeUpstream), the gateway, a YAML config
+/// builder, temp dirs and a throw-away certificate authority. Every wait takes a timeout and
+/// returns ::testing::AssertionResult; nothing sleeps to synchronise.
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "tests/support/http_client.hpp"
+#include "tests/support/process.hpp"
+
+namespace turnout::test {
+
+using namespace std::chrono_literals;
+
+/// Generous: CI machines are shared and slow, and a passing test never waits this long.
+constexpr Millis kWait{10000};
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+/// Parses JSON; a Document whose HasParseError() is true on failure.
+rapidjson::Document parse_json(const std::string& text);
+/// `doc` at a '/'-separated path of members and array indices ("choices/0/message/content");
+/// nullptr when any step is missing or of the wrong type.
+const rapidjson::Value* json_at(const rapidjson::Value& doc, const std::string& path);
+/// The string at `path`, or nullopt.
+std::optional<std::string> json_string(const rapidjson::Value& doc, const std::string& path);
+std::string json_to_string(const rapidjson::Value& value);
+/// JSON string literal (with quotes) for embedding into YAML or JSON.
+std::string json_quote(const std::string& text);
+
+/// Polls `condition` (every few ms) until it holds or `timeout` passes.
+::testing::AssertionResult wait_for(const std::function<bool()>& condition, Millis timeout,
+                                    const std::string& what);
+
+/// A fresh directory under $TMPDIR, removed with its contents on destruction.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    const std::string& path() const { return path_; }
+    /// Writes `content` to path()/name and returns the full path.
+    std::string write_file(const std::string& name, const std::string& content) const;
+
+private:
+    std::string path_;
+};
+
+/// A TCP port on 127.0.0.1 that refuses connections: bound (so nobody else gets it) but never
+/// listening.
+class ClosedPort {
+public:
+    ClosedPort();
+    ~ClosedPort();
+    ClosedPort(const ClosedPort&) = delete;
+    ClosedPort& operator=(const ClosedPort&) = delete;
+    std::uint16_t port() const { return port_; }
+
+private:
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The simulator
+
+/// What the simulator recorded about the last request it served.
+struct RecordedRequest {
+    std::string method;
+    std::string target;
+    std::map<std::string, std::string> headers;  ///< lower-cased names
+    std::string body;
+
+    bool has_header(const std::string& name) const { return headers.count(name) > 0; }
+    std::string header(const std::string& name) const;
+};
+
+/// `turnout simulate --listen 127.0.0.1:0 ARGS...`, port parsed from its listening line.
+class SimulatorProcess {
+public:
+    explicit SimulatorProcess(std::vector<std::string> args = {});
+    ~SimulatorProcess();
+
+    /// Starts the process and waits for its listening line.
+    ::testing::AssertionResult start();
+    bool started() const { return port_ != 0; }
+
+    std::uint16_t port() const { return port_; }
+    /// http://127.0.0.1:PORT/v1 (https://localhost:PORT/v1 with `tls_host`).
+    std::string base_url() const;
+
+    /// GET /_sim/stats; the document HasParseError() when the call failed.
+    rapidjson::Document stats();
+    /// One counter from /_sim/stats; nullopt when the call failed or the field is missing.
+    std::optional<std::int64_t> stat(const std::string& name);
+    std::optional<RecordedRequest> last_request();
+    bool reset();
+
+    ::testing::AssertionResult wait_for_stat(const std::string& name,
+                                             const std::function<bool(std::int64_t)>& predicate,
+                                             Millis timeout, const std::string& expectation);
+    ::testing::AssertionResult wait_for_stat(const std::string& name, std::int64_t value,
+                                             Millis timeout = kWait);
+
+    /// Sends a request straight to the simulator (bypassing the gateway).
+    std::optional<HttpResponse> request(const std::string& method, const std::string& target,
+                                        const Headers& headers = {}, const std::string& body = {});
+
+    ChildProcess& process() { return *process_; }
+    std::string output() const { return process_ ? process_->output() : std::string(); }
+
+private:
+    /// Control calls go over one kept-alive connection so they add to `connections_accepted`
+    /// at most once.
+    std::optional<HttpResponse> control(const std::string& method, const std::string& target);
+
+    std::vector<std::string> args_;
+    std::unique_ptr<ChildProcess> process_;
+    std::unique_ptr<RawConnection> control_;
+    std::uint16_t port_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Gateway configuration
+
+struct ProviderYaml {
+    std::string name = "sim";
+    std::string kind = "openai";
+    std::string base_url;
+    std::string api_key_env;  ///< empty = none
+    /// Extra keys in insertion order, written as `key: value` (value verbatim YAML).
+    std::vector<std::pair<std::string, std::string>> options;
+};
+
+struct TargetYaml {
+    std::string provider;
+    std::string model;
+};
+
+struct RouteYaml {
+    std::string name;
+    std::string match_model;  ///< empty = no match block
+    TargetYaml primary;
+    std::vector<TargetYaml> fallbacks;
+    std::vector<std::string> extra_lines;  ///< verbatim, indented by the builder
+};
+
+/// Builds a gateway YAML config: listen and admin.listen on 127.0.0.1:0, state in a temp dir,
+/// JSON logs at info, and the given providers and routes.
+class GatewayConfig {
+public:
+    static constexpr const char* kSimKeyEnv = "TURNOUT_TEST_SIM_KEY";
+    static constexpr const char* kSimKey = "sk-sim-7f3a9c1e5b2d4f6a8e0c";
+
+    /// One provider `sim` (key from kSimKeyEnv) at `base_url`, a route `smart` (also matched by
+    /// model `gpt-smart`) -> sim/sim-large and a route `fast` (glob `fast-*`) -> sim/sim-small.
+    static GatewayConfig for_simulator(const std::string& base_url);
+
+    GatewayConfig& provider(ProviderYaml p);
+    GatewayConfig& route(RouteYaml r);
+    /// A provider option on provider `name` (e.g. "first_byte_timeout", "300ms").
+    GatewayConfig& provider_option(const std::string& name, const std::string& key,
+                                   const std::string& value);
+    GatewayConfig& limit(const std::string& key, const std::string& value);
+    GatewayConfig& top_level(const std::string& line);  ///< a verbatim top-level YAML line
+    GatewayConfig& state_path(const std::string& path);
+
+    std::string yaml() const;
+
+    std::vector<ProviderYaml>& providers() { return providers_; }
+    std::vector<RouteYaml>& routes() { return routes_; }
+
+private:
+    std::vector<ProviderYaml> providers_;
+    std::vector<RouteYaml> routes_;
+    std::vector<std::pair<std::string, std::string>> limits_;
+    std::vector<std::string> top_level_;
+    std::string state_path_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The gateway
+
+struct GatewayOptions {
+    std::string yaml;
+    /// Environment of the gateway; by default the simulator key variable is set.
+    std::map<std::string, std::string> env = {
+        {GatewayConfig::kSimKeyEnv, GatewayConfig::kSimKey}};
+    std::vector<std::string> unset_env;
+    int threads = 2;
+    Millis start_timeout{15000};
+};
+
+/// `turnout serve --config FILE --threads N`; the api and admin ports are parsed from the
+/// `"msg":"listening"` lines.
+class GatewayProcess {
+public:
+    explicit GatewayProcess(GatewayOptions options);
+    ~GatewayProcess();
+
+    ::testing::AssertionResult start();
+
+    std::uint16_t api_port() const { return api_port_; }
+    std::uint16_t admin_port() const { return admin_port_; }
+    const std::string& config_path() const { return config_path_; }
+    const TempDir& dir() const { return dir_; }
+
+    std::vector<std::string> log_lines() const;
+    std::string log_text() const;
+    /// The first log line (since start) matching `pattern`.
+    ::testing::AssertionResult wait_for_log(const std::regex& pattern, Millis timeout = kWait,
+                                            std::string* line = nullptr);
+
+    bool send_signal(int signal);
+    std::optional<int> wait_exit(Millis timeout = kWait);
+
+    /// POST /v1/chat/completions with a JSON body, one connection.
+    std::optional<HttpResponse> chat(const std::string& body, const Headers& headers = {},
+                                     Millis timeout = kWait);
+    std::optional<HttpResponse> request(const std::string& method, const std::string& target,
+                                        const Headers& headers = {}, const std::string& body = {},
+                                        Millis timeout = kWait);
+
+    ChildProcess& process() { return *process_; }
+
+private:
+    GatewayOptions options_;
+    TempDir dir_;
+    std::string config_path_;
+    std::unique_ptr<ChildProcess> process_;
+    std::uint16_t api_port_ = 0;
+    std::uint16_t admin_port_ = 0;
+};
+
+/// A chat request body: {"model": MODEL, "messages": [{"role":"user","content": PROMPT}]}.
+std::string chat_body(const std::string& model, bool stream = false,
+                      const std::string& prompt = "Say hello.");
+
+/// Parses the listening line of `kind` ("api", "admin", "simulator") and returns its port.
+std::optional<std::uint16_t> listening_port(const std::string& line, const std::string& kind);
+
+/// A simulator and a gateway in front of it (GatewayConfig::for_simulator): the usual set-up.
+class GatewayStack {
+public:
+    explicit GatewayStack(std::vector<std::string> sim_args = {}) : sim_(std::move(sim_args)) {}
+
+    /// Starts the simulator, then the gateway with the config `tweak` may edit first.
+    ::testing::AssertionResult start(const std::function<void(GatewayConfig&)>& tweak = {},
+                                     const std::map<std::string, std::string>& extra_env = {});
+
+    SimulatorProcess& sim() { return sim_; }
+    GatewayProcess& gateway() { return *gateway_; }
+    std::uint16_t api_port() const { return gateway_->api_port(); }
+
+private:
+    SimulatorProcess sim_;
+    std::unique_ptr<GatewayProcess> gateway_;
+};
+
+/// `response` has `status` and an OpenAI error body {"error":{"message","type","code"}} with
+/// string members and the given `code` (and `type` when not empty).
+::testing::AssertionResult is_openai_error(const std::optional<HttpResponse>& response,
+                                           int status, const std::string& code,
+                                           const std::string& type = {});
+
+/// choices[0].delta.content of a streamed chunk ("" when absent).
+std::string delta_content(const std::string& event_data);
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+/// A throw-away CA made with the `openssl` CLI in its own temp dir (EC P-256, valid 2 days).
+class TestCa {
+public:
+    TestCa();
+    ::testing::AssertionResult create();
+
+    struct Cert {
+        std::string cert_file;
+        std::string key_file;
+    };
+    /// A server certificate for DNS:`dns_name` signed by this CA.
+    std::optional<Cert> issue(const std::string& dns_name, std::string* error = nullptr);
+
+    const std::string& ca_file() const { return ca_file_; }
+    const std::string& dir() const { return dir_.path(); }
+
+private:
+    TempDir dir_;
+    std::string ca_file_;
+    std::string ca_key_;
+    int serial_ = 0;
+};
+
+/// Path of an executable found on $PATH, or "".
+std::string find_program(const std::string& name);
+
+}  // namespace turnout::test
