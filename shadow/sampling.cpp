@@ -1,1 +1,41 @@
-// placeholder
+#include "shadow/sampling.hpp"
+
+namespace turnout::shadow {
+namespace {
+
+constexpr std::uint64_t kFnvOffset = 0xcbf29ce484222325ull;
+
+std::uint64_t fnv1a(std::uint64_t hash, std::string_view text) {
+    for (const unsigned char c : text) {
+        hash ^= c;
+        hash *= 0x100000001b3ull;
+    }
+    return hash;
+}
+
+std::uint64_t finalise(std::uint64_t hash) {
+    hash ^= hash >> 33;
+    hash *= 0xff51afd7ed558ccdull;
+    hash ^= hash >> 33;
+    hash *= 0xc4ceb9fe1a85ec53ull;
+    hash ^= hash >> 33;
+    return hash;
+}
+
+}  // namespace
+
+std::uint64_t stable_hash(std::string_view text) { return finalise(fnv1a(kFnvOffset, text)); }
+
+bool sampled(std::string_view request_id, double rate, std::string_view salt) {
+    if (rate <= 0.0) return false;
+    if (rate >= 1.0) return true;
+    // The salt is hashed in before the id (with a separator byte), not XORed afterwards:
+    // XOR with a constant would make decisions under two salts perfectly correlated.
+    std::uint64_t hash = fnv1a(kFnvOffset, salt);
+    hash = fnv1a(hash, std::string_view("\x1f", 1));
+    hash = finalise(fnv1a(hash, request_id));
+    const double unit = static_cast<double>(hash >> 11) * 0x1.0p-53;  // uniform in [0, 1)
+    return unit < rate;
+}
+
+}  // namespace turnout::shadow
