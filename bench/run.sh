@@ -64,6 +64,11 @@ if want nginx && [[ ! -x "$NGINX" ]]; then
   exit 2
 fi
 
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
+if awk -v l="$LOAD_START" -v n="$(nproc)" 'BEGIN { exit !(l + 0 > n / 2) }'; then
+  echo "bench: warning: load average $LOAD_START on $(nproc) cores before starting: the numbers will be noisy" >&2
+fi
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/turnout-bench.XXXXXX")
 PIDS=()
 cleanup() {
@@ -301,6 +306,7 @@ echo
 VERSION=$(timeout 5 "$BIN" --version 2>/dev/null | head -n 1 || true)
 echo "turnout bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, wrk ${DURATION} per run (after ${WARMUP} warm-up), $FRAMES streamed requests per target"
 echo "binary: $BIN${VERSION:+ ($VERSION)}"
+echo "load average (1 min): $LOAD_START at start, $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?") at end (anything near $(nproc) means other work shared the cores)"
 python3 - "$RESULTS" <<'EOF'
 import json, sys
 

@@ -509,8 +509,12 @@ asio::awaitable<bool> Session::forward(http::request<http::string_body> upstream
     // A reused keep-alive connection may have been closed by the upstream just now: one
     // retry on a fresh connection when nothing at all came back.
     for (int attempt = 0; connection && attempt < 2; ++attempt) {
+        // A non-streamed answer's head comes only after the whole generation: the deadline
+        // alone bounds it. A stream's head (its first token) must come within
+        // first_byte_timeout.
         connection->tcp().expires_at(
-            std::min(deadline, Clock::now() + provider.first_byte_timeout));
+            record.stream ? std::min(deadline, Clock::now() + provider.first_byte_timeout)
+                          : deadline);
         std::size_t n = 0;
         std::tie(ec, n) = co_await connection->write(upstream_request);
         if (!ec) std::tie(ec, n) = co_await connection->read_header(*head);

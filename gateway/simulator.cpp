@@ -1381,7 +1381,20 @@ asio::awaitable<void> accept_loop(tcp::acceptor acceptor, std::shared_ptr<SimSta
     }
 }
 
+// Asio has no public name for SO_REUSEPORT; its boolean option template is the usual way.
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+// With SO_REUSEPORT a second simulator started on the same fixed port would silently share it
+// with the first. A plain bind fails with "address in use" instead; port 0 never collides.
+void check_port_free(asio::io_context& context, const tcp::endpoint& endpoint) {
+    if (endpoint.port() == 0) {
+        return;
+    }
+    tcp::acceptor probe(context);
+    probe.open(endpoint.protocol());
+    probe.set_option(asio::socket_base::reuse_address(true));
+    probe.bind(endpoint);
+}
 
 tcp::acceptor open_acceptor(asio::io_context& context, const tcp::endpoint& endpoint) {
     tcp::acceptor acceptor(context);
@@ -1535,12 +1548,19 @@ std::optional<Settings> parse_command_line(int argc, char** argv) {
 
 std::shared_ptr<SimState> make_state(Settings settings) {
     auto state = std::make_shared<SimState>();
-    state->settings = std::move(settings);
-    if (!state->settings.tls_cert.empty()) {
+    if (!settings.tls_cert.empty()) {
         state->tls.emplace(ssl::context::tls_server);
-        state->tls->use_certificate_chain_file(state->settings.tls_cert);
-        state->tls->use_private_key_file(state->settings.tls_key, ssl::context::pem);
+        error_code ec;
+        state->tls->use_certificate_chain_file(settings.tls_cert, ec);
+        if (ec) {
+            throw std::runtime_error("--tls-cert " + settings.tls_cert + ": " + ec.message());
+        }
+        state->tls->use_private_key_file(settings.tls_key, ssl::context::pem, ec);
+        if (ec) {
+            throw std::runtime_error("--tls-key " + settings.tls_key + ": " + ec.message());
+        }
     }
+    state->settings = std::move(settings);
     return state;
 }
 
@@ -1549,10 +1569,16 @@ std::shared_ptr<SimState> make_state(Settings settings) {
 tcp::endpoint start_listening(std::vector<std::unique_ptr<asio::io_context>>& contexts,
                               const std::shared_ptr<SimState>& state) {
     tcp::endpoint bound = state->settings.listen;
-    for (auto& context : contexts) {
-        tcp::acceptor acceptor = open_acceptor(*context, bound);
-        bound = acceptor.local_endpoint();
-        asio::co_spawn(*context, accept_loop(std::move(acceptor), state), asio::detached);
+    try {
+        check_port_free(*contexts.front(), bound);
+        for (auto& context : contexts) {
+            tcp::acceptor acceptor = open_acceptor(*context, bound);
+            bound = acceptor.local_endpoint();
+            asio::co_spawn(*context, accept_loop(std::move(acceptor), state), asio::detached);
+        }
+    } catch (const boost::system::system_error& e) {
+        throw std::runtime_error("cannot listen on " + endpoint_text(bound) + ": " +
+                                 e.code().message());
     }
     return bound;
 }
@@ -1574,8 +1600,11 @@ int simulate_main(int argc, char** argv) {
             contexts.push_back(std::make_unique<asio::io_context>(1));
         }
         bound = start_listening(contexts, state);
-    } catch (const std::exception& e) {
+    } catch (const std::invalid_argument& e) {
         std::cerr << "turnout simulate: " << e.what() << "\n" << kUsage;
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "turnout simulate: " << e.what() << "\n";
         return 2;
     }
 

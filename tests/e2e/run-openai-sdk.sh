@@ -133,7 +133,7 @@ SIM_TEXT="Hello from the turnout end-to-end simulator, streamed in several chunk
 
 start_upstream_openai() {
   local cfg=$1 addr
-  start "sim-$cfg" "$TURNOUT_BIN" simulate --listen 127.0.0.1:0 --threads 1 \
+  start "sim-$cfg" "$TURNOUT_BIN" simulate --kind openai --listen 127.0.0.1:0 --threads 1 \
     --ttft 5ms --tps 2000 --text "$SIM_TEXT"
   addr=$(wait_listening "sim-$cfg" "$LAST_PID" simulator) || return 1
   UPSTREAM_BASE_URL="http://$addr/v1"

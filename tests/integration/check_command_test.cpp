@@ -30,7 +30,7 @@ routes:
 )";
 
 class CheckCommandTest : public ::testing::Test {
-protected:
+  protected:
     /// Runs `turnout check --config NAME` in the temp dir (so FILE is the relative NAME).
     RunResult check(const std::string& name, const std::string& yaml, bool with_key = true) {
         dir_.write_file(name, yaml);

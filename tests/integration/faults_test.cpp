@@ -74,10 +74,10 @@ TEST(FaultsTest, ResetMidStreamEndsWithAnErrorFrameAndNoDone) {
     ASSERT_TRUE(stack.start());
     RawConnection client(stack.api_port());
     ASSERT_TRUE(client.connected());
-    ASSERT_TRUE(client.send_request(
-        "POST", "/v1/chat/completions",
-        {{"Content-Type", "application/json"}, {"x-sim-reset-after", "3"}},
-        chat_body("smart", true)));
+    ASSERT_TRUE(
+        client.send_request("POST", "/v1/chat/completions",
+                            {{"Content-Type", "application/json"}, {"x-sim-reset-after", "3"}},
+                            chat_body("smart", true)));
     SseStreamReader reader(client);
     auto head = reader.read_head(kWait);
     ASSERT_TRUE(head) << client.error();

@@ -12,7 +12,7 @@ namespace turnout::test {
 namespace {
 
 class HeadersTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override { ASSERT_TRUE(stack_.start()); }
 
     std::optional<RecordedRequest> send_and_record(const Headers& headers,
@@ -30,11 +30,10 @@ protected:
 };
 
 TEST_F(HeadersTest, ClientCredentialsAreReplacedByTheProviderKey) {
-    auto recorded = send_and_record({{"Authorization", "Bearer client-secret-aaaa"},
-                                     {"x-api-key", "client-secret-bbbb"}});
+    auto recorded = send_and_record(
+        {{"Authorization", "Bearer client-secret-aaaa"}, {"x-api-key", "client-secret-bbbb"}});
     ASSERT_TRUE(recorded);
-    EXPECT_EQ(recorded->header("authorization"),
-              std::string("Bearer ") + GatewayConfig::kSimKey);
+    EXPECT_EQ(recorded->header("authorization"), std::string("Bearer ") + GatewayConfig::kSimKey);
     EXPECT_FALSE(recorded->has_header("x-api-key")) << recorded->header("x-api-key");
     for (const auto& [name, value] : recorded->headers) {
         EXPECT_EQ(value.find("client-secret"), std::string::npos)
@@ -45,8 +44,7 @@ TEST_F(HeadersTest, ClientCredentialsAreReplacedByTheProviderKey) {
 TEST_F(HeadersTest, ProviderKeyIsSentWithoutAClientKey) {
     auto recorded = send_and_record({});
     ASSERT_TRUE(recorded);
-    EXPECT_EQ(recorded->header("authorization"),
-              std::string("Bearer ") + GatewayConfig::kSimKey);
+    EXPECT_EQ(recorded->header("authorization"), std::string("Bearer ") + GatewayConfig::kSimKey);
 }
 
 TEST_F(HeadersTest, HopByHopHeadersAreNotForwarded) {
@@ -68,8 +66,7 @@ TEST_F(HeadersTest, HopByHopHeadersAreNotForwarded) {
 }
 
 TEST_F(HeadersTest, OrdinaryHeadersAreForwarded) {
-    auto recorded =
-        send_and_record({{"x-team", "blue"}, {"OpenAI-Organization", "org-123"}});
+    auto recorded = send_and_record({{"x-team", "blue"}, {"OpenAI-Organization", "org-123"}});
     ASSERT_TRUE(recorded);
     EXPECT_EQ(recorded->header("x-team"), "blue");
     EXPECT_EQ(recorded->header("openai-organization"), "org-123");

@@ -109,6 +109,17 @@ TEST(LifecycleTest, SigtermDrainsAnInFlightStreamAndExitsZero) {
     EXPECT_TRUE(connect_refused(port));
 }
 
+TEST(LifecycleTest, SigtermRightAfterTheListeningLinesExitsZero) {
+    // An orchestrator may stop the process as soon as it reports its ports: by then the
+    // shutdown signals must already be handled (not the default action, exit 143).
+    GatewayStack stack;
+    ASSERT_TRUE(stack.start());
+    ASSERT_TRUE(stack.gateway().send_signal(SIGTERM));
+    auto code = stack.gateway().wait_exit(kWait);
+    ASSERT_TRUE(code);
+    EXPECT_EQ(*code, 0) << stack.gateway().log_text();
+}
+
 TEST(LifecycleTest, SigtermWithAnIdleKeptAliveConnectionExitsPromptly) {
     GatewayStack stack;
     ASSERT_TRUE(stack.start());

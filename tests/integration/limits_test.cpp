@@ -29,7 +29,7 @@ std::string body_of_size(std::size_t size) {
 }
 
 class LimitsTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         ASSERT_TRUE(stack_.start([](GatewayConfig& c) {
             c.limit("max_body_bytes", "1KiB");
@@ -89,10 +89,10 @@ TEST_F(LimitsTest, BodyJustUnderTheLimitIsAccepted) {
 TEST_F(LimitsTest, HeaderBlockOverMaxHeaderBytesIs431) {
     std::string body = chat_body("smart");
     RawConnection client(stack_.api_port());
-    auto response = send_raw(client, raw_head("x-big: " + std::string(8192, 'h') +
-                                              "\r\nContent-Length: " +
-                                              std::to_string(body.size()) + "\r\n") +
-                                         body);
+    auto response =
+        send_raw(client, raw_head("x-big: " + std::string(8192, 'h') +
+                                  "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n") +
+                             body);
     EXPECT_TRUE(is_openai_error(response, 431, "headers_too_large"));
     EXPECT_TRUE(client.wait_closed_by_peer(kWait));
 }
@@ -112,16 +112,14 @@ TEST_F(LimitsTest, IncompleteHeadersAre408WithinClientTimeout) {
 TEST_F(LimitsTest, HeadersTrickledSlowlyAre408) {
     // A slowloris client: one byte every 100 ms resets no idle timer; the whole request must
     // arrive within client_timeout.
-    std::string head = raw_head("Content-Length: 2\r\nx-padding: " + std::string(200, 'p') +
-                                "\r\n");
+    std::string head =
+        raw_head("Content-Length: 2\r\nx-padding: " + std::string(200, 'p') + "\r\n");
     RawConnection client(stack_.api_port());
     auto started = Clock::now();
-    std::string received;
     for (std::size_t i = 0; i < head.size(); ++i) {
         if (!client.send(head.substr(i, 1))) break;
-        // Paces the client and watches for the answer at the same time.
-        auto status = client.read_some(received, Millis(100));
-        if (status != ReadStatus::timeout) break;
+        // Paces the client and watches for the answer at the same time (kept in the buffer).
+        if (client.fill(Clock::now() + Millis(100)) != ReadStatus::timeout) break;
     }
     auto response = client.read_response(kWait);
     auto elapsed = std::chrono::duration_cast<Millis>(Clock::now() - started).count();
@@ -167,9 +165,8 @@ TEST_F(LimitsTest, UnknownModelIs404ModelNotFound) {
 TEST_F(LimitsTest, UnknownPathIs404) {
     auto response = stack_.gateway().request("GET", "/v1/nothing-here");
     EXPECT_TRUE(is_openai_error(response, 404, "not_found"));
-    auto post = stack_.gateway().request("POST", "/v2/chat/completions",
-                                         {{"Content-Type", "application/json"}},
-                                         chat_body("smart"));
+    auto post = stack_.gateway().request(
+        "POST", "/v2/chat/completions", {{"Content-Type", "application/json"}}, chat_body("smart"));
     EXPECT_TRUE(is_openai_error(post, 404, "not_found"));
 }
 
@@ -214,7 +211,8 @@ std::vector<FramingCase> framing_cases() {
         {"ChunkedInHttp10", raw_head("Transfer-Encoding: chunked\r\n", "HTTP/1.0") + chunked},
         {"DuplicateContentLength",
          raw_head("Content-Length: " + length + "\r\nContent-Length: " + length + "\r\n") + body},
-        {"ContentLengthList", raw_head("Content-Length: " + length + ", " + length + "\r\n") + body},
+        {"ContentLengthList",
+         raw_head("Content-Length: " + length + ", " + length + "\r\n") + body},
         {"ContentLengthNotANumber", raw_head("Content-Length: abc\r\n") + body},
     };
 }

@@ -92,8 +92,7 @@ TEST(StreamingTest, FramesArriveWhileTheUpstreamIsStillStreaming) {
     EXPECT_GE(frames, 30) << "every token is its own frame at the simulator";
 
     // Same text as the simulator produces for the same request.
-    auto direct = stack.sim().request("POST", "/v1/chat/completions", {},
-                                      chat_body("sim-large"));
+    auto direct = stack.sim().request("POST", "/v1/chat/completions", {}, chat_body("sim-large"));
     ASSERT_TRUE(direct);
     EXPECT_EQ(json_string(parse_json(direct->body), "choices/0/message/content"), content);
 

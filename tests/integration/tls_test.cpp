@@ -11,7 +11,7 @@ namespace turnout::test {
 namespace {
 
 class TlsTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override { ASSERT_TRUE(ca_.create()); }
 
     /// A TLS simulator with a certificate for `dns_name`, and a gateway whose provider points at

@@ -3,12 +3,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -384,7 +384,13 @@ std::string GatewayConfig::yaml() const {
 
 GatewayProcess::GatewayProcess(GatewayOptions options) : options_(std::move(options)) {}
 
-GatewayProcess::~GatewayProcess() = default;
+GatewayProcess::~GatewayProcess() {
+    // TURNOUT_TEST_SHOW_LOGS=1 prints each gateway's log when its test ends (debugging aid).
+    if (process_ && std::getenv("TURNOUT_TEST_SHOW_LOGS")) {
+        std::fprintf(stderr, "---- gateway log (%s)\n%s----\n", config_path_.c_str(),
+                     process_->output().c_str());
+    }
+}
 
 ::testing::AssertionResult GatewayProcess::start() {
     std::string yaml = options_.yaml;
@@ -394,8 +400,8 @@ GatewayProcess::~GatewayProcess() = default;
     }
     config_path_ = dir_.write_file("turnout.yaml", yaml);
     ProcessOptions p;
-    p.argv = {TURNOUT_BIN, "serve", "--config", config_path_, "--threads",
-              std::to_string(options_.threads)};
+    p.argv = {TURNOUT_BIN,  "serve",     "--config",
+              config_path_, "--threads", std::to_string(options_.threads)};
     p.env = options_.env;
     p.unset_env = options_.unset_env;
     p.cwd = dir_.path();
@@ -456,15 +462,14 @@ std::optional<HttpResponse> GatewayProcess::chat(const std::string& body, const 
 
 std::optional<HttpResponse> GatewayProcess::request(const std::string& method,
                                                     const std::string& target,
-                                                    const Headers& headers,
-                                                    const std::string& body, Millis timeout) {
+                                                    const Headers& headers, const std::string& body,
+                                                    Millis timeout) {
     return http_request(api_port_, method, target, headers, body, timeout);
 }
 
 std::string chat_body(const std::string& model, bool stream, const std::string& prompt) {
     std::string body = "{\"model\":" + json_quote(model) +
-                       ",\"messages\":[{\"role\":\"user\",\"content\":" + json_quote(prompt) +
-                       "}]";
+                       ",\"messages\":[{\"role\":\"user\",\"content\":" + json_quote(prompt) + "}]";
     if (stream) body += ",\"stream\":true";
     return body + "}";
 }
@@ -485,9 +490,8 @@ std::string chat_body(const std::string& model, bool stream, const std::string& 
     return gateway_->start();
 }
 
-::testing::AssertionResult is_openai_error(const std::optional<HttpResponse>& response,
-                                           int status, const std::string& code,
-                                           const std::string& type) {
+::testing::AssertionResult is_openai_error(const std::optional<HttpResponse>& response, int status,
+                                           const std::string& code, const std::string& type) {
     if (!response) return ::testing::AssertionFailure() << "no response";
     if (response->status != status) {
         return ::testing::AssertionFailure() << "status " << response->status << ", expected "
@@ -566,11 +570,26 @@ TestCa::TestCa() = default;
                     "basicConstraints = critical, CA:TRUE\n"
                     "keyUsage = critical, keyCertSign, cRLSign\n"
                     "subjectKeyIdentifier = hash\n");
-    auto r = run_openssl(dir_.path(), {"req", "-x509", "-new", "-newkey", "ec", "-pkeyopt",
-                                       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-                                       "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
-                                       "/CN=turnout test CA", "-config", "openssl.cnf",
-                                       "-extensions", "v3_ca"});
+    auto r = run_openssl(dir_.path(), {"req",
+                                       "-x509",
+                                       "-new",
+                                       "-newkey",
+                                       "ec",
+                                       "-pkeyopt",
+                                       "ec_paramgen_curve:prime256v1",
+                                       "-nodes",
+                                       "-keyout",
+                                       "ca.key",
+                                       "-out",
+                                       "ca.pem",
+                                       "-days",
+                                       "2",
+                                       "-subj",
+                                       "/CN=turnout test CA",
+                                       "-config",
+                                       "openssl.cnf",
+                                       "-extensions",
+                                       "v3_ca"});
     if (r.exit_code != 0) {
         return ::testing::AssertionFailure() << "openssl req (CA) failed:\n" << r.output;
     }
@@ -587,10 +606,10 @@ std::optional<TestCa::Cert> TestCa::issue(const std::string& dns_name, std::stri
                     "extendedKeyUsage = serverAuth\n"
                     "subjectAltName = DNS:" +
                         dns_name + "\n");
-    auto r = run_openssl(dir_.path(), {"req", "-new", "-newkey", "ec", "-pkeyopt",
-                                       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-                                       base + ".key", "-out", base + ".csr", "-subj",
-                                       "/CN=" + dns_name, "-config", "openssl.cnf"});
+    auto r = run_openssl(
+        dir_.path(), {"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                      "-nodes", "-keyout", base + ".key", "-out", base + ".csr", "-subj",
+                      "/CN=" + dns_name, "-config", "openssl.cnf"});
     if (r.exit_code == 0) {
         r = run_openssl(dir_.path(),
                         {"x509", "-req", "-in", base + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",

@@ -47,7 +47,7 @@ std::string json_quote(const std::string& text);
 
 /// A fresh directory under $TMPDIR, removed with its contents on destruction.
 class TempDir {
-public:
+  public:
     TempDir();
     ~TempDir();
     TempDir(const TempDir&) = delete;
@@ -57,21 +57,21 @@ public:
     /// Writes `content` to path()/name and returns the full path.
     std::string write_file(const std::string& name, const std::string& content) const;
 
-private:
+  private:
     std::string path_;
 };
 
 /// A TCP port on 127.0.0.1 that refuses connections: bound (so nobody else gets it) but never
 /// listening.
 class ClosedPort {
-public:
+  public:
     ClosedPort();
     ~ClosedPort();
     ClosedPort(const ClosedPort&) = delete;
     ClosedPort& operator=(const ClosedPort&) = delete;
     std::uint16_t port() const { return port_; }
 
-private:
+  private:
     int fd_ = -1;
     std::uint16_t port_ = 0;
 };
@@ -92,7 +92,7 @@ struct RecordedRequest {
 
 /// `turnout simulate --listen 127.0.0.1:0 ARGS...`, port parsed from its listening line.
 class SimulatorProcess {
-public:
+  public:
     explicit SimulatorProcess(std::vector<std::string> args = {});
     ~SimulatorProcess();
 
@@ -124,7 +124,7 @@ public:
     ChildProcess& process() { return *process_; }
     std::string output() const { return process_ ? process_->output() : std::string(); }
 
-private:
+  private:
     /// Control calls go over one kept-alive connection so they add to `connections_accepted`
     /// at most once.
     std::optional<HttpResponse> control(const std::string& method, const std::string& target);
@@ -163,7 +163,7 @@ struct RouteYaml {
 /// Builds a gateway YAML config: listen and admin.listen on 127.0.0.1:0, state in a temp dir,
 /// JSON logs at info, and the given providers and routes.
 class GatewayConfig {
-public:
+  public:
     static constexpr const char* kSimKeyEnv = "TURNOUT_TEST_SIM_KEY";
     static constexpr const char* kSimKey = "sk-sim-7f3a9c1e5b2d4f6a8e0c";
 
@@ -185,7 +185,7 @@ public:
     std::vector<ProviderYaml>& providers() { return providers_; }
     std::vector<RouteYaml>& routes() { return routes_; }
 
-private:
+  private:
     std::vector<ProviderYaml> providers_;
     std::vector<RouteYaml> routes_;
     std::vector<std::pair<std::string, std::string>> limits_;
@@ -199,17 +199,16 @@ private:
 struct GatewayOptions {
     std::string yaml;
     /// Environment of the gateway; by default the simulator key variable is set.
-    std::map<std::string, std::string> env = {
-        {GatewayConfig::kSimKeyEnv, GatewayConfig::kSimKey}};
+    std::map<std::string, std::string> env = {{GatewayConfig::kSimKeyEnv, GatewayConfig::kSimKey}};
     std::vector<std::string> unset_env;
     int threads = 2;
     Millis start_timeout{15000};
 };
 
 /// `turnout serve --config FILE --threads N`; the api and admin ports are parsed from the
-/// `"msg":"listening"` lines.
+/// `"msg":"listening"` lines. With TURNOUT_TEST_SHOW_LOGS set, the log is printed at the end.
 class GatewayProcess {
-public:
+  public:
     explicit GatewayProcess(GatewayOptions options);
     ~GatewayProcess();
 
@@ -238,7 +237,7 @@ public:
 
     ChildProcess& process() { return *process_; }
 
-private:
+  private:
     GatewayOptions options_;
     TempDir dir_;
     std::string config_path_;
@@ -256,7 +255,7 @@ std::optional<std::uint16_t> listening_port(const std::string& line, const std::
 
 /// A simulator and a gateway in front of it (GatewayConfig::for_simulator): the usual set-up.
 class GatewayStack {
-public:
+  public:
     explicit GatewayStack(std::vector<std::string> sim_args = {}) : sim_(std::move(sim_args)) {}
 
     /// Starts the simulator, then the gateway with the config `tweak` may edit first.
@@ -267,16 +266,15 @@ public:
     GatewayProcess& gateway() { return *gateway_; }
     std::uint16_t api_port() const { return gateway_->api_port(); }
 
-private:
+  private:
     SimulatorProcess sim_;
     std::unique_ptr<GatewayProcess> gateway_;
 };
 
 /// `response` has `status` and an OpenAI error body {"error":{"message","type","code"}} with
 /// string members and the given `code` (and `type` when not empty).
-::testing::AssertionResult is_openai_error(const std::optional<HttpResponse>& response,
-                                           int status, const std::string& code,
-                                           const std::string& type = {});
+::testing::AssertionResult is_openai_error(const std::optional<HttpResponse>& response, int status,
+                                           const std::string& code, const std::string& type = {});
 
 /// choices[0].delta.content of a streamed chunk ("" when absent).
 std::string delta_content(const std::string& event_data);
@@ -286,7 +284,7 @@ std::string delta_content(const std::string& event_data);
 
 /// A throw-away CA made with the `openssl` CLI in its own temp dir (EC P-256, valid 2 days).
 class TestCa {
-public:
+  public:
     TestCa();
     ::testing::AssertionResult create();
 
@@ -300,7 +298,7 @@ public:
     const std::string& ca_file() const { return ca_file_; }
     const std::string& dir() const { return dir_.path(); }
 
-private:
+  private:
     TempDir dir_;
     std::string ca_file_;
     std::string ca_key_;

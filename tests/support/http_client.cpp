@@ -250,8 +250,8 @@ std::optional<HttpResponse> RawConnection::read_head(Millis timeout) {
                                      std::string(trim(std::string_view(line).substr(colon + 1))));
         }
         if (response.status >= 100 && response.status < 200 && response.status != 101) continue;
-        response.chunked = to_lower(response.header("transfer-encoding")).find("chunked") !=
-                           std::string::npos;
+        response.chunked =
+            to_lower(response.header("transfer-encoding")).find("chunked") != std::string::npos;
         return response;
     }
 }

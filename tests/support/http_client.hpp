@@ -28,7 +28,7 @@ struct HttpResponse {
     std::string version;  ///< "HTTP/1.1"
     std::string reason;
     std::multimap<std::string, std::string> headers;  ///< lower-cased names
-    std::string body;  ///< de-chunked
+    std::string body;                                 ///< de-chunked
     bool chunked = false;
 
     /// The first value of `name` (any case), "" when absent.
@@ -43,7 +43,7 @@ std::string to_lower(std::string_view s);
 enum class ReadStatus { data, timeout, closed, error };
 
 class RawConnection {
-public:
+  public:
     /// Connects to 127.0.0.1:port (blocking connect, loopback). Check connected().
     explicit RawConnection(std::uint16_t port);
     ~RawConnection();
@@ -88,7 +88,7 @@ public:
     /// Closes the socket; with `reset`, SO_LINGER 0 makes it an RST instead of a FIN.
     void close(bool reset = false);
 
-private:
+  private:
     bool read_body(HttpResponse& response, Clock::time_point deadline, bool head_request);
     bool read_chunked(std::string& out, Clock::time_point deadline);
     bool read_line(std::string& line, Clock::time_point deadline);
@@ -110,7 +110,7 @@ bool connect_refused(std::uint16_t port);
 /// Reads an SSE response as it arrives: the head, then one event at a time from the (chunked)
 /// body. Frames are observable while the server is still sending.
 class SseStreamReader {
-public:
+  public:
     enum class State { open, ended, closed, timeout, error };
 
     explicit SseStreamReader(RawConnection& connection) : connection_(connection) {}
@@ -131,7 +131,7 @@ public:
     /// Every body byte decoded so far (for failure messages).
     const std::string& body_so_far() const { return body_; }
 
-private:
+  private:
     /// Moves decoded body bytes into pending_; false when nothing more can come.
     bool decode_more(Clock::time_point deadline);
 

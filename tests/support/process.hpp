@@ -23,14 +23,14 @@
 namespace turnout::test {
 
 struct ProcessOptions {
-    std::vector<std::string> argv;                 ///< argv[0] is the executable path
-    std::map<std::string, std::string> env;        ///< set on top of this process's environment
-    std::vector<std::string> unset_env;            ///< removed from the inherited environment
-    std::string cwd;                               ///< empty = inherit
+    std::vector<std::string> argv;           ///< argv[0] is the executable path
+    std::map<std::string, std::string> env;  ///< set on top of this process's environment
+    std::vector<std::string> unset_env;      ///< removed from the inherited environment
+    std::string cwd;                         ///< empty = inherit
 };
 
 class ChildProcess {
-public:
+  public:
     /// Starts the process; throws std::runtime_error when fork/exec setup fails. An exec failure
     /// shows up as exit code 127 and a line in the output.
     explicit ChildProcess(ProcessOptions options);
@@ -57,7 +57,7 @@ public:
     /// Kills the whole process group with SIGKILL and reaps the child.
     void kill_now();
 
-private:
+  private:
     void read_output();
     bool reap(bool block);
 
