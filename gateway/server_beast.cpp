@@ -829,11 +829,11 @@ void create_pools(Worker& worker, const Shared& shared) {
     }
 }
 
-/// Waits for SIGTERM/SIGINT, then drains: returns once every connection closed or the
-/// drain deadline passed.
-void wait_for_shutdown(std::vector<std::unique_ptr<Worker>>& workers, Shared& shared) {
-    asio::io_context control;
-    asio::signal_set signals(control, SIGTERM, SIGINT);
+/// Waits for SIGTERM/SIGINT on `signals` (created before the listeners, so no signal can
+/// slip in between and kill the process undrained), then drains: returns once every
+/// connection closed or the drain deadline passed.
+void wait_for_shutdown(asio::io_context& control, asio::signal_set& signals,
+                       std::vector<std::unique_ptr<Worker>>& workers, Shared& shared) {
     int received = 0;
     signals.async_wait([&received](const error_code& ec, int signal) {
         if (!ec) received = signal;
@@ -858,7 +858,9 @@ void wait_for_shutdown(std::vector<std::unique_ptr<Worker>>& workers, Shared& sh
 
 int serve(std::shared_ptr<const Config> config, const ServeOptions& options) {
     std::signal(SIGPIPE, SIG_IGN);
-    // Block the shutdown signals in every thread; the control loop's signal_set takes them.
+    asio::io_context control;
+    asio::signal_set signals(control, SIGTERM, SIGINT);
+    // Worker threads keep the shutdown signals blocked; the control loop takes them.
     sigset_t blocked;
     sigemptyset(&blocked);
     sigaddset(&blocked, SIGTERM);
@@ -893,7 +895,7 @@ int serve(std::shared_ptr<const Config> config, const ServeOptions& options) {
         });
     }
     pthread_sigmask(SIG_UNBLOCK, &blocked, nullptr);
-    wait_for_shutdown(workers, shared);
+    wait_for_shutdown(control, signals, workers, shared);
     for (auto& worker : workers) worker->io.stop();
     for (auto& worker : workers) worker->thread.join();
     workers.clear();

@@ -108,26 +108,35 @@ TEST(FaultsTest, ResetMidStreamEndsWithAnErrorFrameAndNoDone) {
     EXPECT_TRUE(client.wait_closed_by_peer(kWait));
 }
 
-TEST(FaultsTest, HangIs504WithinFirstByteTimeout) {
+// A stream's first byte (its head) must come within first_byte_timeout.
+TEST(FaultsTest, StreamHangIs504WithinFirstByteTimeout) {
     GatewayStack stack({"--fault-hang"});
     ASSERT_TRUE(stack.start([](GatewayConfig& c) {
         c.provider_option("sim", "first_byte_timeout", "300ms");
         c.provider_option("sim", "timeout", "30s");
     }));
     auto started = Clock::now();
-    auto response = stack.gateway().chat(chat_body("smart"), {}, Millis(20000));
+    auto response = stack.gateway().chat(chat_body("smart", true), {}, Millis(20000));
     auto elapsed = std::chrono::duration_cast<Millis>(Clock::now() - started);
     EXPECT_TRUE(is_openai_error(response, 504, "upstream_timeout", "upstream_error"));
     EXPECT_GE(elapsed.count(), 250) << "answered before the timeout could expire";
     EXPECT_LT(elapsed.count(), 5000) << "first_byte_timeout (300ms) not applied";
 }
 
-TEST(FaultsTest, HangHeaderIs504) {
+// A non-streamed answer's head only comes after the whole generation, so first_byte_timeout
+// does not apply; the provider's timeout (the deadline) does.
+TEST(FaultsTest, NonStreamingHangIs504AtTheDeadlineNotTheFirstByteTimeout) {
     GatewayStack stack;
-    ASSERT_TRUE(stack.start(
-        [](GatewayConfig& c) { c.provider_option("sim", "first_byte_timeout", "300ms"); }));
+    ASSERT_TRUE(stack.start([](GatewayConfig& c) {
+        c.provider_option("sim", "first_byte_timeout", "100ms");
+        c.provider_option("sim", "timeout", "800ms");
+    }));
+    auto started = Clock::now();
     auto response = stack.gateway().chat(chat_body("smart"), {{"x-sim-hang", "1"}});
+    auto elapsed = std::chrono::duration_cast<Millis>(Clock::now() - started);
     EXPECT_TRUE(is_openai_error(response, 504, "upstream_timeout"));
+    EXPECT_GE(elapsed.count(), 700) << "first_byte_timeout cut a non-streamed request short";
+    EXPECT_LT(elapsed.count(), 5000) << "the provider timeout (800ms) not applied";
 }
 
 TEST(FaultsTest, GarbageIs502) {
@@ -174,6 +183,46 @@ TEST(FaultsTest, ClientDisconnectMidStreamCancelsTheUpstream) {
     auto ok = stack.gateway().chat(chat_body("smart"));
     ASSERT_TRUE(ok);
     EXPECT_EQ(ok->status, 200);
+}
+
+TEST(FaultsTest, StreamIdleTimeoutEndsTheStreamWithAnErrorFrame) {
+    // One token per second: the gap after the first content frame exceeds the 300ms idle
+    // timeout long before the stream would end.
+    GatewayStack stack({"--tps", "1", "--tokens", "10", "--ttft", "0ms"});
+    ASSERT_TRUE(stack.start(
+        [](GatewayConfig& c) { c.provider_option("sim", "stream_idle_timeout", "300ms"); }));
+    RawConnection client(stack.api_port());
+    ASSERT_TRUE(client.send_request("POST", "/v1/chat/completions",
+                                    {{"Content-Type", "application/json"}},
+                                    chat_body("smart", true)));
+    SseStreamReader reader(client);
+    auto head = reader.read_head(kWait);
+    ASSERT_TRUE(head);
+    ASSERT_EQ(head->status, 200);
+    auto started = Clock::now();
+    auto events = reader.read_all(kWait);
+    auto elapsed = std::chrono::duration_cast<Millis>(Clock::now() - started).count();
+    ASSERT_FALSE(events.empty()) << reader.body_so_far();
+    EXPECT_EQ(json_string(parse_json(events.back()), "error/code"), "upstream_stream_failed")
+        << reader.body_so_far();
+    EXPECT_LT(elapsed, 5000) << "stream_idle_timeout (300ms) not applied";
+    for (const auto& e : events) EXPECT_NE(e, "[DONE]");
+    // The gateway hung up on the upstream stream.
+    EXPECT_TRUE(stack.sim().wait_for_stat("streams_aborted", 1));
+}
+
+TEST(FaultsTest, RouteTimeoutBoundsTheWholeRequest) {
+    GatewayStack stack({"--ttft", "3000ms"});
+    ASSERT_TRUE(stack.start([](GatewayConfig& c) {
+        c.provider_option("sim", "first_byte_timeout", "10s");
+        c.routes()[0].extra_lines.push_back("timeout: 500ms");
+    }));
+    auto started = Clock::now();
+    auto response = stack.gateway().chat(chat_body("smart"));
+    auto elapsed = std::chrono::duration_cast<Millis>(Clock::now() - started).count();
+    EXPECT_TRUE(is_openai_error(response, 504, "upstream_timeout"));
+    EXPECT_GE(elapsed, 400);
+    EXPECT_LT(elapsed, 2500) << "the route timeout (500ms) did not bound the request";
 }
 
 TEST(FaultsTest, FallbackAnswersWhenThePrimaryFails) {

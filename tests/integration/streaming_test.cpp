@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -150,6 +151,38 @@ TEST(StreamingTest, KeepAliveAfterAStream) {
     auto response = client.read_response(kWait);
     ASSERT_TRUE(response) << client.error();
     EXPECT_EQ(response->status, 200);
+}
+
+TEST(StreamingTest, ConcurrentStreamsAllComplete) {
+    GatewayStack stack({"--tps", "50", "--tokens", "20", "--ttft", "0ms"});
+    ASSERT_TRUE(stack.start());
+    constexpr int kStreams = 20;
+    std::vector<std::unique_ptr<RawConnection>> clients;
+    std::vector<std::unique_ptr<SseStreamReader>> readers;
+    for (int i = 0; i < kStreams; ++i) {
+        clients.push_back(std::make_unique<RawConnection>(stack.api_port()));
+        ASSERT_TRUE(clients.back()->connected()) << clients.back()->error();
+        readers.push_back(std::make_unique<SseStreamReader>(*clients.back()));
+        ASSERT_TRUE(clients.back()->send_request(
+            "POST", "/v1/chat/completions",
+            {{"Content-Type", "application/json"}, {"x-request-id", "c-" + std::to_string(i)}},
+            chat_body("smart", true)));
+    }
+    std::string expected;
+    for (int i = 0; i < kStreams; ++i) {
+        auto head = readers[i]->read_head(kWait);
+        ASSERT_TRUE(head) << "stream " << i << ": " << clients[i]->error();
+        ASSERT_EQ(head->status, 200);
+        EXPECT_EQ(head->header("x-request-id"), "c-" + std::to_string(i));
+        auto events = readers[i]->read_all(kWait);
+        ASSERT_FALSE(events.empty());
+        EXPECT_EQ(events.back(), "[DONE]") << "stream " << i;
+        std::string content;
+        for (const auto& e : events) content += delta_content(e);
+        if (i == 0) expected = content;
+        EXPECT_EQ(content, expected) << "stream " << i << " got another stream's frames?";
+    }
+    EXPECT_TRUE(stack.sim().wait_for_stat("streams_completed", kStreams));
 }
 
 TEST(ToolsTest, NonStreamingToolCallsArrive) {
