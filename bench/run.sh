@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # turnout benchmark: the simulator directly vs nginx vs turnout in front of it.
 #
-#   bench/run.sh [--duration 10s] [--bin build/turnout] [--frames 300] [--only direct,nginx,turnout]
+#   bench/run.sh [--duration 10s] [--bin build/turnout] [--frames 300] [--rounds 5] [--only direct,nginx,turnout]
 #
 # See bench/README.md for what it measures and how to read the table.
 set -euo pipefail
@@ -12,6 +12,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 DURATION=10s
 BIN=""
 FRAMES=300
+ROUNDS=5
 ONLY="direct,nginx,turnout"
 WARMUP=2s
 NGINX=${NGINX:-/usr/sbin/nginx}
@@ -20,9 +21,10 @@ usage() {
   sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   cat <<EOF
 Options:
-  --duration D   wrk measuring time per run, e.g. 10s, 30s, 1m (default $DURATION)
+  --duration D   measuring time per target and concurrency, e.g. 10s, 30s, 1m (default $DURATION)
   --bin PATH     the turnout binary (default: the newest build*/turnout)
   --frames N     streamed requests per target for the first-frame test (default $FRAMES)
+  --rounds N     slices each wrk phase is cut into, rotating over the targets (default $ROUNDS)
   --only LIST    comma-separated subset of direct,nginx,turnout (default: all)
 EOF
 }
@@ -35,6 +37,8 @@ while [[ $# -gt 0 ]]; do
   --bin=*) BIN=${1#*=}; shift ;;
   --frames) FRAMES=$2; shift 2 ;;
   --frames=*) FRAMES=${1#*=}; shift ;;
+  --rounds) ROUNDS=$2; shift 2 ;;
+  --rounds=*) ROUNDS=${1#*=}; shift ;;
   --only) ONLY=$2; shift 2 ;;
   --only=*) ONLY=${1#*=}; shift ;;
   -h | --help) usage; exit 0 ;;
@@ -42,8 +46,19 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-if [[ ! "$DURATION" =~ ^[0-9]+[smh]?$ ]]; then
-  echo "bench: --duration wants e.g. 10s, 1m (got $DURATION)" >&2
+case $DURATION in
+*h) DURATION_S=$((${DURATION%h} * 3600)) ;;
+*m) DURATION_S=$((${DURATION%m} * 60)) ;;
+*s) DURATION_S=${DURATION%s} ;;
+*) DURATION_S=$DURATION ;;
+esac
+if [[ ! "$DURATION_S" =~ ^[0-9]+$ || ! "$ROUNDS" =~ ^[1-9][0-9]*$ || ! "$FRAMES" =~ ^[1-9][0-9]*$ ]]; then
+  echo "bench: --duration wants e.g. 10s or 1m, --rounds and --frames positive integers" >&2
+  exit 2
+fi
+SLICE_S=$((DURATION_S / ROUNDS))
+if ((SLICE_S < 1)); then
+  echo "bench: --duration $DURATION is shorter than --rounds $ROUNDS seconds" >&2
   exit 2
 fi
 if [[ -z "$BIN" ]]; then
@@ -167,19 +182,21 @@ export BENCH_MODEL=smart
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
 
-run_wrk() { # NAME BASE_URL
-  local name=$1 url=$2 out
+wrk_warmup() { # NAME BASE_URL
+  local name=$1 url=$2
   say "$name: warm-up $WARMUP"
   wrk -t2 -c64 -d"$WARMUP" --timeout 5s -s "$HERE/chat.lua" "$url" >"$WORK/wrk-$name-warmup.txt" 2>&1 ||
     die "$name: wrk warm-up failed: $(cat "$WORK/wrk-$name-warmup.txt")"
-  say "$name: concurrency 1 for $DURATION"
-  out="$WORK/wrk-$name-c1.txt"
-  wrk -t1 -c1 -d"$DURATION" --timeout 5s --latency -s "$HERE/chat.lua" "$url" >"$out" 2>&1 || die "$name: wrk failed: $(cat "$out")"
-  echo "$name c1 $(grep '^BENCH ' "$out")" >>"$RESULTS"
-  say "$name: concurrency 64 for $DURATION"
-  out="$WORK/wrk-$name-c64.txt"
-  wrk -t2 -c64 -d"$DURATION" --timeout 5s --latency -s "$HERE/chat.lua" "$url" >"$out" 2>&1 || die "$name: wrk failed: $(cat "$out")"
-  echo "$name c64 $(grep '^BENCH ' "$out")" >>"$RESULTS"
+}
+
+wrk_slice() { # NAME BASE_URL CONC ROUND: one measured slice; appends "NAME cCONC ROUND BENCH ..." to RESULTS
+  local name=$1 url=$2 conc=$3 round=$4 out threads=2
+  ((conc == 1)) && threads=1
+  out="$WORK/wrk-$name-c$conc-r$round.txt"
+  wrk -t"$threads" -c"$conc" -d"${SLICE_S}s" --timeout 5s --latency -s "$HERE/chat.lua" "$url" >"$out" 2>&1 ||
+    die "$name: wrk failed: $(cat "$out")"
+  grep -q '^BENCH ' "$out" || die "$name: no BENCH line from wrk: $(cat "$out")"
+  echo "$name c$conc $round $(grep '^BENCH ' "$out")" >>"$RESULTS"
 }
 
 # --- the simulator: one thread, instant answers ------------------------------
@@ -275,22 +292,35 @@ EOF
 fi
 
 # --- measure ------------------------------------------------------------------
+# Each wrk phase is cut into ROUNDS slices that rotate over the targets, so a
+# stall of the shared machine spoils one slice of one target, not a whole
+# column; the report takes the median of the slices' percentiles.
+NAMES=()
+URLS=()
 if want direct; then
   check_target direct "$SIM_URL"
-  run_wrk direct "$SIM_URL"
+  NAMES+=(direct); URLS+=("$SIM_URL")
   FF_TARGETS+=("direct=$SIM_URL")
 fi
 if want nginx; then
   check_target nginx "http://127.0.0.1:$NGINX_PORT"
   check_target nginx-unbuffered "http://127.0.0.1:$NGINX_STREAM_PORT"
-  run_wrk nginx "http://127.0.0.1:$NGINX_PORT"
+  NAMES+=(nginx); URLS+=("http://127.0.0.1:$NGINX_PORT")
   FF_TARGETS+=("nginx=http://127.0.0.1:$NGINX_STREAM_PORT")
 fi
 if want turnout; then
   check_target turnout "http://$TURNOUT_ADDR"
-  run_wrk turnout "http://$TURNOUT_ADDR"
+  NAMES+=(turnout); URLS+=("http://$TURNOUT_ADDR")
   FF_TARGETS+=("turnout=http://$TURNOUT_ADDR")
 fi
+
+for i in "${!NAMES[@]}"; do wrk_warmup "${NAMES[$i]}" "${URLS[$i]}"; done
+for conc in 1 64; do
+  say "concurrency $conc: $ROUNDS rounds of ${SLICE_S}s per target"
+  for round in $(seq 1 "$ROUNDS"); do
+    for i in "${!NAMES[@]}"; do wrk_slice "${NAMES[$i]}" "${URLS[$i]}" "$conc" "$round"; done
+  done
+done
 
 say "first streamed frame: $FRAMES requests per target, interleaved"
 python3 "$HERE/first_frame.py" --n "$FRAMES" --warmup 30 --model smart "${FF_TARGETS[@]}" \
@@ -304,13 +334,14 @@ fi
 # --- report -------------------------------------------------------------------
 echo
 VERSION=$(timeout 5 "$BIN" --version 2>/dev/null | head -n 1 || true)
-echo "turnout bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, wrk ${DURATION} per run (after ${WARMUP} warm-up), $FRAMES streamed requests per target"
+echo "turnout bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores; per target: ${WARMUP} warm-up, then at c=1 and at c=64 $ROUNDS x ${SLICE_S}s wrk slices (rotating over the targets); $FRAMES streamed requests"
 echo "binary: $BIN${VERSION:+ ($VERSION)}"
-echo "load average (1 min): $LOAD_START at start, $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?") at end (anything near $(nproc) means other work shared the cores)"
-python3 - "$RESULTS" <<'EOF'
+LOAD_END=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
+echo "load average (1 min): $LOAD_START at start, $LOAD_END at end (anything near $(nproc) means other work shared the cores)"
+python3 - "$RESULTS" "$LOAD_START" "$LOAD_END" "$(nproc)" <<'EOF'
 import json, sys
 
-wrk, ff, extra = {}, {}, {}
+wrk, ff, extra, slices = {}, {}, {}, {}
 for line in open(sys.argv[1]):
     parts = line.split()
     if not parts:
@@ -321,9 +352,29 @@ for line in open(sys.argv[1]):
     elif parts[0].startswith("turnout-access-log-lines"):
         extra["access_lines"] = parts[1] if len(parts) > 1 else "?"
     else:
+        # NAME cCONC ROUND BENCH key=value ...
         name, conc = parts[0], parts[1]
-        kv = dict(p.split("=", 1) for p in parts[3:])
-        wrk[(name, conc)] = {k: float(v) for k, v in kv.items()}
+        kv = dict(p.split("=", 1) for p in parts[4:])
+        slices.setdefault((name, conc), []).append({k: float(v) for k, v in kv.items()})
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+# Per target and concurrency: RPS over all slices; latency percentiles as the
+# median of the slices' percentiles (one disturbed slice does not move it).
+for key, sl in slices.items():
+    secs = sum(x["duration_s"] for x in sl)
+    wrk[key] = {
+        "rps": sum(x["requests"] for x in sl) / secs if secs else None,
+        "p50_us": median([x["p50_us"] for x in sl]),
+        "p99_us": median([x["p99_us"] for x in sl]),
+        "p99_slices": [int(x["p99_us"]) for x in sl],
+        "rps_slices": [int(x["rps"]) for x in sl],
+        "errors": sum(x["errors"] for x in sl),
+        "non2xx": sum(x["non2xx"] for x in sl),
+    }
 
 names = [n for n in ("direct", "nginx", "turnout") if (n, "c1") in wrk or n in ff]
 
@@ -355,7 +406,17 @@ print("  ".join("-" * w for w in widths))
 for r in rows:
     print(line(r))
 print()
-print("(nginx's first frame is measured with proxy_buffering off; errors = socket errors + non-2xx answers)")
+print("(c1/c64 p50, p99: median over the slices; RPS: over all slices; errors: socket errors + non-2xx answers;")
+print(" nginx's first frame is measured with proxy_buffering off)")
+for n in names:
+    parts = []
+    for c in ("c1", "c64"):
+        if (n, c) in wrk:
+            parts.append(f"{c} p99 per slice: {' '.join(map(str, wrk[(n, c)]['p99_slices']))}")
+    if (n, "c64") in wrk:
+        parts.append(f"c64 RPS per slice: {' '.join(map(str, wrk[(n, 'c64')]['rps_slices']))}")
+    if parts:
+        print(f"  {n}: " + "; ".join(parts))
 if "access_lines" in extra:
     print(f"(turnout wrote {extra['access_lines']} access-log lines)")
 
@@ -383,7 +444,7 @@ if "nginx" in ff and "direct" in ff:
 def val(v, unit):
     if v is None:
         return "-"
-    return f"{v:.2f}x" if unit == "x" else f"{v:,.0f} µs"
+    return f"{v:.2f}x" if unit == "x" else f"{round(v):,} µs"
 
 if checks:
     print()
@@ -398,4 +459,13 @@ elif ref:
     print()
     for name, v, unit in ref:
         print(f"{name}: {val(v, unit)}")
+
+try:
+    busy = max(float(sys.argv[2]), float(sys.argv[3])) > int(sys.argv[4]) / 2
+except ValueError:
+    busy = False
+if busy:
+    print()
+    print(f"warning: the machine was busy (load average {sys.argv[2]} -> {sys.argv[3]} on {sys.argv[4]} cores):")
+    print("         other processes shared the cores, so the p99s and RPS above are not trustworthy; re-run on a quiet machine.")
 EOF

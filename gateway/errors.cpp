@@ -30,6 +30,8 @@ ErrorShape error_shape(errc e) noexcept {
     constexpr std::string_view kUpstream = "upstream_error";
     switch (e) {
         case errc::invalid_json: return {400, kInvalid, "invalid_json"};
+        case errc::invalid_request: return {400, kInvalid, "invalid_request"};
+        case errc::unauthorized: return {401, kInvalid, "invalid_api_key"};
         case errc::missing_model: return {400, kInvalid, "missing_model"};
         case errc::bad_request: return {400, kInvalid, "bad_request"};
         case errc::model_not_found: return {404, kInvalid, "model_not_found"};

@@ -13,6 +13,8 @@ namespace turnout::gateway {
 
 enum class errc {
     invalid_json = 1,
+    invalid_request,
+    unauthorized,
     missing_model,
     bad_request,
     model_not_found,

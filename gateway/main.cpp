@@ -74,7 +74,8 @@ int run_serve(const Args& args) {
     if (!result.errors.empty()) return 2;
     turnout::gateway::init_logging(result.config->log);
     try {
-        return turnout::gateway::serve(result.config, {.threads = args.threads});
+        return turnout::gateway::serve(result.config,
+                                         {.threads = args.threads, .config_path = args.config_path});
     } catch (const std::exception& e) {
         std::cerr << "turnout: cannot start: " << e.what() << '\n';
         return 2;

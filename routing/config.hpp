@@ -69,16 +69,38 @@ struct ProviderConfig {
     Duration first_byte_timeout = std::chrono::seconds(60);  ///< extension: request sent -> response head
     Duration stream_idle_timeout = std::chrono::seconds(60);  ///< extension: gap between stream reads
     std::uint32_t max_connections = 64;
-    std::map<std::string, std::string> headers;  ///< extra upstream headers
+    std::map<std::string, std::string> headers;  ///< extra upstream headers, names as written
+    /// Extra fields for every upstream request body (e.g. Anthropic's fast mode `speed: fast`),
+    /// as the text of one JSON object; "" when the YAML `body` is absent or has no fields.
+    std::string extra_body_json;
+    /// `max_tokens` sent to an `anthropic` provider when the client's request has none (the
+    /// Messages API requires it; OpenAI's chat API does not).
+    std::uint32_t max_tokens_default = 4096;
     PriceConfig price;
     std::string ca_file;  ///< extra trust anchor (PEM) for private CAs; system store always used
     bool tls_verify = true;  ///< extension; false only for local testing, logged as a warning
 };
 
+/// One upstream model. The same shape is used for `primary`, `candidate`, `targets` and
+/// `fallbacks`. Build it member by member: GCC's -Wmissing-field-initializers (on with -Wextra)
+/// rejects a brace initialiser that leaves out the later members.
 struct TargetConfig {
     std::string provider;
     std::string model;
     std::uint32_t weight = 1;  ///< only meaningful inside `targets`
+    /// Extra upstream headers for this target, on top of (and overriding, by case-insensitive
+    /// name) the provider's `headers`; names as written. E.g. `anthropic-beta` for fast mode.
+    std::map<std::string, std::string> headers;
+    /// Extra body fields for this target, on top of (and overriding, field by field at the top
+    /// level) the provider's; JSON object text, "" when none. Same format as
+    /// ProviderConfig::extra_body_json.
+    std::string extra_body_json;
+
+    /// Same upstream request: provider, model, headers and body (the weight is not compared).
+    bool same_upstream(const TargetConfig& other) const {
+        return provider == other.provider && model == other.model && headers == other.headers &&
+               extra_body_json == other.extra_body_json;
+    }
 };
 
 struct MatchConfig {

@@ -1,5 +1,7 @@
 #include "routing/config_loader.hpp"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -476,6 +478,123 @@ bool for_each_item(Diagnostics& diag, const Field& list, Each&& each) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Extra body fields: YAML to JSON
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+rapidjson::SizeType json_size(const std::string& text) {
+    return static_cast<rapidjson::SizeType>(text.size());
+}
+
+// Fields the gateway itself derives from the client's request: overriding them from the config
+// would send a different model, drop the conversation or desynchronise the stream relay.
+constexpr std::string_view kGatewayBodyFields[] = {"model", "messages", "stream"};
+
+/// A plain (unquoted) YAML scalar typed the way YAML 1.2's core schema types it: null, bool,
+/// integer, finite float, else a string. A quoted scalar is always a string.
+void write_json_scalar(const YAML::Node& node, JsonWriter& out) {
+    const std::string& text = node.Scalar();
+    if (node.Tag() != "?") {
+        out.String(text.data(), json_size(text));
+        return;
+    }
+    if (text == "null" || text == "Null" || text == "NULL" || text == "~") {
+        out.Null();
+    } else if (text == "true" || text == "True" || text == "TRUE") {
+        out.Bool(true);
+    } else if (text == "false" || text == "False" || text == "FALSE") {
+        out.Bool(false);
+    } else {
+        const std::string_view digits = std::string_view(text).substr(
+            !text.empty() && (text.front() == '-' || text.front() == '+') ? 1 : 0);
+        const bool negative = !text.empty() && text.front() == '-';
+        std::uint64_t magnitude = 0;
+        double number = 0;
+        if (parse_uint(digits, magnitude) &&
+            magnitude <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+            const auto value = static_cast<std::int64_t>(magnitude);
+            out.Int64(negative ? -value : value);
+        } else if (!digits.empty() && digits.front() != '-' && digits.front() != '+' &&
+                   parse_double(digits, number)) {
+            out.Double(negative ? -number : number);
+        } else {
+            out.String(text.data(), json_size(text));
+        }
+    }
+}
+
+/// Writes one YAML value as JSON; reports every problem and returns false on any.
+bool write_json(Diagnostics& diag, const Field& f, JsonWriter& out, bool top_level) {
+    switch (f.node.Type()) {
+        case YAML::NodeType::Null:
+            out.Null();
+            return true;
+        case YAML::NodeType::Scalar:
+            write_json_scalar(f.node, out);
+            return true;
+        case YAML::NodeType::Sequence: {
+            bool ok = true;
+            out.StartArray();
+            for_each_item(diag, f, [&](const Field& item) {
+                if (!write_json(diag, item, out, false)) ok = false;
+            });
+            out.EndArray();
+            return ok;
+        }
+        case YAML::NodeType::Map:
+            break;
+        default:
+            diag.error(f.at, f.path, "expected a value, got " + describe(f.node));
+            return false;
+    }
+    bool ok = true;
+    std::set<std::string, std::less<>> seen;  // JSON with a repeated name is ambiguous
+    out.StartObject();
+    for (const auto& entry : f.node) {
+        const Position key_at = position_of(entry.first.Mark());
+        if (!entry.first.IsScalar()) {
+            diag.error(key_at, f.path, "expected a field name, got " + describe(entry.first));
+            ok = false;
+            continue;
+        }
+        const std::string& name = entry.first.Scalar();
+        if (!seen.insert(name).second) {
+            diag.error(key_at, f.path, "duplicate field " + in_quotes(name));
+            ok = false;
+            continue;
+        }
+        const auto reserved =
+            std::find(std::begin(kGatewayBodyFields), std::end(kGatewayBodyFields), name);
+        if (top_level && reserved != std::end(kGatewayBodyFields)) {
+            diag.error(key_at, f.path,
+                       in_quotes(name) + " is set by the gateway from the client's request");
+            ok = false;
+            continue;
+        }
+        const YAML::Node& value = entry.second;
+        const Field field{value, value.IsNull() ? key_at : position_of(value.Mark()),
+                          f.path + "." + name};
+        out.Key(name.data(), json_size(name));
+        if (!write_json(diag, field, out, false)) ok = false;
+    }
+    out.EndObject();
+    return ok;
+}
+
+/// `body:` as the text of one JSON object; "" when absent, null or without fields.
+void read_extra_body(Diagnostics& diag, const Field& f, std::string& out) {
+    if (f.node.IsNull()) return;
+    if (!f.node.IsMap()) {
+        diag.error(f.at, f.path, "expected a map of body fields, got " + describe(f.node));
+        return;
+    }
+    if (f.node.size() == 0) return;
+    rapidjson::StringBuffer buffer;
+    JsonWriter writer(buffer);
+    if (write_json(diag, f, writer, true)) out.assign(buffer.GetString(), buffer.GetSize());
+}
+
+// ---------------------------------------------------------------------------------------------
 // The loader: one function per section, all reporting into one Diagnostics
 
 class Loader {
@@ -674,10 +793,10 @@ void Loader::load_providers(const Field& f, std::vector<ProviderConfig>& provide
 }
 
 void Loader::load_provider(const Field& f, ProviderConfig& provider) {
-    MapView m(
-        diag_, f,
-        {"kind", "base_url", "api_key_env", "timeout", "connect_timeout", "first_byte_timeout",
-         "stream_idle_timeout", "max_connections", "headers", "price", "ca_file", "tls_verify"});
+    MapView m(diag_, f,
+              {"kind", "base_url", "api_key_env", "timeout", "connect_timeout",
+               "first_byte_timeout", "stream_idle_timeout", "max_connections", "headers", "body",
+               "max_tokens_default", "price", "ca_file", "tls_verify"});
     if (!m.valid()) return;
     m.choice<ProviderKind>(
         "kind", provider.kind,
@@ -690,6 +809,8 @@ void Loader::load_provider(const Field& f, ProviderConfig& provider) {
     m.duration("stream_idle_timeout", provider.stream_idle_timeout, true);
     m.count("max_connections", provider.max_connections, 1);
     if (const auto* h = m.get("headers")) load_headers(*h, provider.headers, false);
+    if (const auto* b = m.get("body")) read_extra_body(diag_, *b, provider.extra_body_json);
+    m.count("max_tokens_default", provider.max_tokens_default, 1);
     if (const auto* p = m.get("price")) load_price(*p, provider.price);
     load_ca_file(m, provider.ca_file);
     m.boolean("tls_verify", provider.tls_verify);
@@ -835,7 +956,7 @@ void Loader::load_match(const Field& f, MatchConfig& match) {
 
 TargetConfig Loader::load_target(const Field& f, bool weighted) {
     TargetConfig target;
-    MapView m(diag_, f, {"provider", "model", "weight"});
+    MapView m(diag_, f, {"provider", "model", "weight", "headers", "body"});
     if (!m.valid()) return target;
     load_provider_ref(m, target.provider);
     if (m.require("model") && m.string("model", target.model) && target.model.empty()) {
@@ -848,6 +969,8 @@ TargetConfig Loader::load_target(const Field& f, bool weighted) {
             diag_.error(w->at, w->path, "'weight' is only allowed in 'targets'");
         }
     }
+    if (const auto* h = m.get("headers")) load_headers(*h, target.headers, false);
+    if (const auto* b = m.get("body")) read_extra_body(diag_, *b, target.extra_body_json);
     return target;
 }
 

@@ -69,11 +69,21 @@ TEST(IsGlob, DetectsWildcards) {
     EXPECT_FALSE(is_glob(""));
 }
 
+// A function, not aggregate initialisation: GCC's -Wmissing-field-initializers flags every
+// brace-initialised TargetConfig that leaves out its later members.
+TargetConfig target(std::string provider, std::string model, std::uint32_t weight) {
+    TargetConfig t;
+    t.provider = std::move(provider);
+    t.model = std::move(model);
+    t.weight = weight;
+    return t;
+}
+
 RouteConfig route(std::string name, std::string match_model = "") {
     RouteConfig r;
     r.name = std::move(name);
     r.match.model = std::move(match_model);
-    r.primary = TargetConfig{"p", "m", 1};
+    r.primary = target("p", "m", 1);
     return r;
 }
 
@@ -156,8 +166,8 @@ TEST(ListedModelNames, EmptyConfig) { EXPECT_TRUE(listed_model_names(config_of({
 
 TEST(ServingTarget, PrimaryWhenSet) {
     auto r = route("a");
-    r.primary = TargetConfig{"opus", "claude", 1};
-    r.candidate = TargetConfig{"spark", "fast", 1};
+    r.primary = target("opus", "claude", 1);
+    r.candidate = target("spark", "fast", 1);
     EXPECT_EQ(serving_target(r).provider, "opus");
     EXPECT_EQ(&serving_target(r), &*r.primary);
 }
@@ -165,7 +175,7 @@ TEST(ServingTarget, PrimaryWhenSet) {
 TEST(ServingTarget, FirstWeightedTarget) {
     RouteConfig r;
     r.name = "split";
-    r.targets = {TargetConfig{"opus", "m", 90}, TargetConfig{"spark", "n", 10}};
+    r.targets = {target("opus", "m", 90), target("spark", "n", 10)};
     EXPECT_EQ(serving_target(r).model, "m");
     EXPECT_EQ(&serving_target(r), &r.targets[0]);
 }

@@ -1,11 +1,11 @@
-#include "shadow/sampling.hpp"
+#include "routing/sampling.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
 
-namespace turnout::shadow {
+namespace turnout::routing {
 namespace {
 
 TEST(Sampling, SameIdSameDecision) {
@@ -53,5 +53,31 @@ TEST(Sampling, HigherRateSamplesASuperset) {
     }
 }
 
+TEST(Sampling, NanAndNegativeRatesSampleNothing) {
+    EXPECT_FALSE(sampled("id", std::nan("")));
+    EXPECT_FALSE(sampled("id", -1.0));
+    EXPECT_TRUE(sampled("id", 2.0));
+}
+
+TEST(StableUnit, InTheUnitIntervalStableAndSalted) {
+    int differs = 0;
+    for (int i = 0; i < 1000; ++i) {
+        const std::string id = "u" + std::to_string(i);
+        const double u = stable_unit(id, "s");
+        EXPECT_GE(u, 0.0);
+        EXPECT_LT(u, 1.0);
+        EXPECT_EQ(u, stable_unit(id, "s"));
+        differs += u != stable_unit(id, "t") ? 1 : 0;
+    }
+    EXPECT_EQ(differs, 1000);
+}
+
+TEST(StableUnit, SampledIsAThresholdOnIt) {
+    for (int i = 0; i < 1000; ++i) {
+        const std::string id = "t" + std::to_string(i);
+        EXPECT_EQ(sampled(id, 0.4, "salt"), stable_unit(id, "salt") < 0.4);
+    }
+}
+
 }  // namespace
-}  // namespace turnout::shadow
+}  // namespace turnout::routing

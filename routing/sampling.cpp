@@ -1,6 +1,6 @@
-#include "shadow/sampling.hpp"
+#include "routing/sampling.hpp"
 
-namespace turnout::shadow {
+namespace turnout::routing {
 namespace {
 
 constexpr std::uint64_t kFnvOffset = 0xcbf29ce484222325ull;
@@ -26,16 +26,19 @@ std::uint64_t finalise(std::uint64_t hash) {
 
 std::uint64_t stable_hash(std::string_view text) { return finalise(fnv1a(kFnvOffset, text)); }
 
-bool sampled(std::string_view request_id, double rate, std::string_view salt) {
-    if (rate <= 0.0) return false;
-    if (rate >= 1.0) return true;
+double stable_unit(std::string_view request_id, std::string_view salt) {
     // The salt is hashed in before the id (with a separator byte), not XORed afterwards:
     // XOR with a constant would make decisions under two salts perfectly correlated.
     std::uint64_t hash = fnv1a(kFnvOffset, salt);
     hash = fnv1a(hash, std::string_view("\x1f", 1));
     hash = finalise(fnv1a(hash, request_id));
-    const double unit = static_cast<double>(hash >> 11) * 0x1.0p-53;  // uniform in [0, 1)
-    return unit < rate;
+    return static_cast<double>(hash >> 11) * 0x1.0p-53;  // the top 53 bits: exact in a double
 }
 
-}  // namespace turnout::shadow
+bool sampled(std::string_view request_id, double rate, std::string_view salt) {
+    if (!(rate > 0.0)) return false;  // also NaN
+    if (rate >= 1.0) return true;
+    return stable_unit(request_id, salt) < rate;
+}
+
+}  // namespace turnout::routing
