@@ -42,6 +42,11 @@ std::string_view trim(std::string_view text) {
 
 }  // namespace
 
+bool constant_time_equal(std::string_view secret, std::string_view presented) {
+    if (secret.empty()) return presented.empty();
+    return equal_in_constant_time(secret, presented) == 1;
+}
+
 std::optional<std::string> process_env(const std::string& name) {
     const char* value = std::getenv(name.c_str());
     if (value == nullptr) return std::nullopt;

@@ -62,4 +62,8 @@ class KeyRing {
 /// has no token.
 std::string_view bearer_token(std::string_view authorization_header_value);
 
+/// Compares a secret with what a client presented without leaking, through timing, where
+/// they differ or how long the secret is (e.g. the admin token).
+bool constant_time_equal(std::string_view secret, std::string_view presented);
+
 }  // namespace turnout::routing

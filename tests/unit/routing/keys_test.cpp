@@ -121,3 +121,19 @@ TEST(BearerToken, RejectsOtherSchemesAndEmptyTokens) {
 
 }  // namespace
 }  // namespace turnout::routing
+
+namespace turnout::routing {
+namespace {
+
+TEST(ConstantTimeEqual, ComparesWholeSecrets) {
+    EXPECT_TRUE(constant_time_equal("s3cret-token", "s3cret-token"));
+    EXPECT_FALSE(constant_time_equal("s3cret-token", "s3cret-tokem"));
+    EXPECT_FALSE(constant_time_equal("s3cret-token", "s3cret"));
+    EXPECT_FALSE(constant_time_equal("s3cret-token", "s3cret-token-and-more"));
+    EXPECT_FALSE(constant_time_equal("s3cret-token", ""));
+    EXPECT_TRUE(constant_time_equal("", ""));
+    EXPECT_FALSE(constant_time_equal("", "x"));
+}
+
+}  // namespace
+}  // namespace turnout::routing
