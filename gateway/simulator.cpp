@@ -1,5 +1,5 @@
-// `turnout simulate`: a fake OpenAI upstream for the integration tests, the benchmark and the
-// demo.
+// `turnout simulate`: a fake OpenAI (or, with --kind anthropic, Anthropic Messages API) upstream
+// for the integration tests, the benchmark and the demo.
 //
 // Threading: one io_context per thread, each with its own SO_REUSEPORT acceptor on the same
 // port. The kernel spreads connections over the acceptors and every connection then lives on
@@ -90,13 +90,18 @@ constexpr std::string_view kGarbage = "SIMULATED GARBAGE \x01\x02\x03 this is no
 // Settings and shared state
 
 struct Faults {
-    int status = 0;                 // 0: none; otherwise answered with an OpenAI error body
-    std::int64_t reset_after = -1;  // content frames before a TCP reset; -1: never
+    int status = 0;                  // 0: none; otherwise answered with the kind's error body
+    std::int64_t reset_after = -1;   // content frames before a TCP reset; -1: never
+    std::int64_t stream_error = -1;  // anthropic: deltas before an `error` event; -1: never
     bool hang = false;
     bool garbage = false;
 };
 
+/// The API the simulator speaks.
+enum class Kind { openai, anthropic };
+
 struct Settings {
+    Kind kind = Kind::openai;
     tcp::endpoint listen;
     unsigned threads = 2;
     std::chrono::milliseconds ttft{0};
@@ -200,6 +205,7 @@ struct SimState {
     std::mutex last_mutex;
     RequestData last;
     bool has_last = false;
+    std::vector<std::string> tool_preamble;  // anthropic: the text block before a tool_use
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -700,6 +706,759 @@ Clock::duration generation_time(const Generation& gen) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The Anthropic Messages API (--kind anthropic, anthropic-version 2023-06-01)
+//
+// Requests are validated like the real API validates them (required headers and fields,
+// alternating roles, non-empty text, tool_use/tool_result pairing, extra fields rejected), so
+// a translation bug in the gateway fails here as it would in production. Error messages follow
+// the real ones' `path: message` form without copying every wording.
+
+constexpr std::string_view kAnthropicToolId = "toolu_sim_1";
+constexpr std::string_view kToolPreamble = "Let me check.";
+// The real API's first input_json_delta carries an empty partial_json: clients must cope.
+constexpr std::size_t kToolInputDeltas = kToolArgumentPieces + 1;
+constexpr std::string_view kAnthropicModelsBody =
+    R"({"data":[{"type":"model","id":"sim-model","display_name":"Simulated model",)"
+    R"("created_at":"2025-01-01T00:00:00Z"}],"has_more":false,"first_id":"sim-model",)"
+    R"("last_id":"sim-model"})";
+constexpr std::string_view kOverloadedEvent =
+    "event: error\n"
+    R"(data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"
+    "\n\n";
+constexpr std::string_view kWhitespace = " \t\r\n";
+
+constexpr std::array<std::string_view, 21> kMessagesFields = {
+    "model",          "messages",     "max_tokens",    "system",             "metadata",
+    "stop_sequences", "stream",       "temperature",   "top_k",              "top_p",
+    "tools",          "tool_choice",  "thinking",      "service_tier",       "container",
+    "mcp_servers",    "speed",        "output_config", "context_management", "output_format",
+    "inference_geo"};
+// Block types accepted without a closer look; text, image, tool_use and tool_result are checked.
+constexpr std::array<std::string_view, 12> kOtherBlockTypes = {
+    "document",          "search_result",          "thinking",
+    "redacted_thinking", "server_tool_use",        "web_search_tool_result",
+    "web_fetch_tool_result", "code_execution_tool_result", "mcp_tool_use",
+    "mcp_tool_result",   "container_upload",       "tool_reference"};
+
+template <std::size_t N>
+bool one_of(const std::array<std::string_view, N>& names, std::string_view name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::string_view anthropic_error_type(unsigned status) {
+    switch (status) {
+        case 401: return "authentication_error";
+        case 402: return "billing_error";
+        case 403: return "permission_error";
+        case 404: return "not_found_error";
+        case 413: return "request_too_large";
+        case 429: return "rate_limit_error";
+        case 503:
+        case 529: return "overloaded_error";
+        case 504: return "timeout_error";
+        default: return status >= 500 ? "api_error" : "invalid_request_error";
+    }
+}
+
+std::string_view anthropic_fault_message(std::string_view type) {
+    if (type == "overloaded_error") {
+        return "Overloaded";
+    }
+    if (type == "rate_limit_error") {
+        return "Number of requests has exceeded your rate limit (simulated)";
+    }
+    return "simulated failure";
+}
+
+void render_anthropic_error(std::string& out, std::string_view type, std::string_view message) {
+    out.clear();
+    out += R"({"type":"error","error":{"type":)";
+    append_json_string(out, type);
+    out += R"(,"message":)";
+    append_json_string(out, message);
+    out += "}}";
+}
+
+const rapidjson::Value* find(const rapidjson::Value& object, const char* name) {
+    const auto it = object.FindMember(name);
+    return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+std::string_view view(const rapidjson::Value& value) {
+    return {value.GetString(), value.GetStringLength()};
+}
+
+/// Builds the `path: message` of the first problem found into a reused string. A Scope adds
+/// one path element and removes it again unless a problem was found under it.
+class Problem {
+public:
+    explicit Problem(std::string& out) : out_(out) { out_.clear(); }
+
+    class Scope {
+    public:
+        Scope(Problem& problem, std::string_view name) : problem_(problem), mark_(begin()) {
+            problem_.out_ += name;
+        }
+        Scope(Problem& problem, std::size_t index) : problem_(problem), mark_(begin()) {
+            append_number(problem_.out_, index);
+        }
+        ~Scope() {
+            if (!problem_.found_) {
+                problem_.out_.resize(mark_);
+            }
+        }
+        Scope(const Scope&) = delete;
+        Scope& operator=(const Scope&) = delete;
+
+    private:
+        std::size_t begin() {
+            const std::size_t mark = problem_.out_.size();
+            if (mark != 0) {
+                problem_.out_ += '.';
+            }
+            return mark;
+        }
+        Problem& problem_;
+        std::size_t mark_;
+    };
+
+    bool fail(std::string_view a, std::string_view b = {}, std::string_view c = {}) {
+        found_ = true;
+        if (!out_.empty()) {
+            out_ += ": ";
+        }
+        out_ += a;
+        out_ += b;
+        out_ += c;
+        return false;
+    }
+
+private:
+    std::string& out_;
+    bool found_ = false;
+};
+
+bool fail_field(Problem& problem, std::string_view name, std::string_view a,
+                std::string_view b = {}, std::string_view c = {}) {
+    const Problem::Scope scope(problem, name);
+    return problem.fail(a, b, c);
+}
+
+bool string_field(const rapidjson::Value& object, const char* name, Problem& problem,
+                  std::string_view& out) {
+    const rapidjson::Value* value = find(object, name);
+    if (value != nullptr && value->IsString()) {
+        out = view(*value);
+        return true;
+    }
+    return fail_field(problem, name,
+                      value == nullptr ? "Field required" : "Input should be a valid string");
+}
+
+bool check_text_block(const rapidjson::Value& block, Problem& problem) {
+    std::string_view text;
+    if (!string_field(block, "text", problem, text)) {
+        return false;
+    }
+    if (text.empty()) {
+        return problem.fail("text content blocks must be non-empty");
+    }
+    if (text.find_first_not_of(kWhitespace) == std::string_view::npos) {
+        return problem.fail("text content blocks must contain non-whitespace text");
+    }
+    return true;
+}
+
+bool check_image_block(const rapidjson::Value& block, Problem& problem) {
+    const rapidjson::Value* source = find(block, "source");
+    if (source == nullptr || !source->IsObject()) {
+        return fail_field(problem, "source",
+                          source == nullptr ? "Field required"
+                                            : "Input should be a valid dictionary");
+    }
+    const Problem::Scope scope(problem, "source");
+    std::string_view type;
+    std::string_view value;
+    if (!string_field(*source, "type", problem, type)) {
+        return false;
+    }
+    if (type == "base64") {
+        if (!string_field(*source, "media_type", problem, type) ||
+            !string_field(*source, "data", problem, value)) {
+            return false;
+        }
+        if (type != "image/jpeg" && type != "image/png" && type != "image/gif" &&
+            type != "image/webp") {
+            return fail_field(problem, "media_type",
+                              "Input should be 'image/jpeg', 'image/png', 'image/gif' or "
+                              "'image/webp'");
+        }
+        return true;
+    }
+    if (type == "url") {
+        return string_field(*source, "url", problem, value);
+    }
+    if (type == "file") {
+        return string_field(*source, "file_id", problem, value);
+    }
+    return fail_field(problem, "type", "Input should be 'base64', 'url' or 'file'");
+}
+
+bool check_block(const rapidjson::Value& block, std::string_view role, Problem& problem);
+
+bool check_tool_result_block(const rapidjson::Value& block, Problem& problem) {
+    std::string_view id;
+    if (!string_field(block, "tool_use_id", problem, id)) {
+        return false;
+    }
+    const rapidjson::Value* is_error = find(block, "is_error");
+    if (is_error != nullptr && !is_error->IsBool()) {
+        return fail_field(problem, "is_error", "Input should be a valid boolean");
+    }
+    const rapidjson::Value* content = find(block, "content");
+    if (content == nullptr || content->IsString()) {
+        return true;
+    }
+    if (!content->IsArray()) {
+        return fail_field(problem, "content", "Input should be a valid string or list");
+    }
+    const Problem::Scope scope(problem, "content");
+    for (rapidjson::SizeType i = 0; i < content->Size(); ++i) {
+        const Problem::Scope item(problem, i);
+        const rapidjson::Value& part = (*content)[i];
+        if (part.IsObject() && string_member(part, "type", "") == "tool_result") {
+            return fail_field(problem, "type", "tool_result blocks cannot be nested");
+        }
+        if (!check_block(part, "user", problem)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool check_block(const rapidjson::Value& block, std::string_view role, Problem& problem) {
+    if (!block.IsObject()) {
+        return problem.fail("Input should be a valid dictionary");
+    }
+    std::string_view type;
+    if (!string_field(block, "type", problem, type)) {
+        return false;
+    }
+    if (type == "text") {
+        return check_text_block(block, problem);
+    }
+    if (type == "image") {
+        return check_image_block(block, problem);
+    }
+    if (type == "tool_use") {
+        if (role != "assistant") {
+            return problem.fail("tool_use blocks can only appear in assistant messages");
+        }
+        std::string_view value;
+        if (!string_field(block, "id", problem, value) ||
+            !string_field(block, "name", problem, value)) {
+            return false;
+        }
+        const rapidjson::Value* input = find(block, "input");
+        if (input == nullptr || !input->IsObject()) {
+            return fail_field(problem, "input",
+                              input == nullptr ? "Field required"
+                                               : "Input should be a valid dictionary");
+        }
+        return true;
+    }
+    if (type == "tool_result") {
+        if (role != "user") {
+            return problem.fail("tool_result blocks can only appear in user messages");
+        }
+        return check_tool_result_block(block, problem);
+    }
+    if (one_of(kOtherBlockTypes, type)) {
+        return true;
+    }
+    return fail_field(problem, "type", "Input tag '", type,
+                      "' found using 'type' does not match any of the expected tags");
+}
+
+// The text a final assistant message (a prefill) ends with, which may not end in whitespace.
+std::string_view final_text(const rapidjson::Value& content) {
+    if (content.IsString()) {
+        return view(content);
+    }
+    if (content.IsArray() && !content.Empty()) {
+        return string_member(content[content.Size() - 1], "text", "");
+    }
+    return {};
+}
+
+bool check_message(const rapidjson::Value& message, bool final, Problem& problem) {
+    if (!message.IsObject()) {
+        return problem.fail("Input should be a valid dictionary");
+    }
+    for (const auto& member : message.GetObject()) {
+        const std::string_view name = view(member.name);
+        if (name != "role" && name != "content") {
+            return fail_field(problem, name, "Extra inputs are not permitted");
+        }
+    }
+    std::string_view role;
+    if (!string_field(message, "role", problem, role)) {
+        return false;
+    }
+    if (role != "user" && role != "assistant") {
+        return fail_field(problem, "role", "Input should be 'user' or 'assistant'");
+    }
+    const rapidjson::Value* content = find(message, "content");
+    if (content == nullptr) {
+        return fail_field(problem, "content", "Field required");
+    }
+    if (!content->IsString() && !content->IsArray()) {
+        return fail_field(problem, "content", "Input should be a valid string or list");
+    }
+    const bool prefill = final && role == "assistant";
+    const bool empty = content->IsString() ? content->GetStringLength() == 0 : content->Empty();
+    if (empty && !prefill) {
+        return problem.fail(
+            "all messages must have non-empty content except for the optional final assistant "
+            "message");
+    }
+    if (content->IsArray()) {
+        const Problem::Scope scope(problem, "content");
+        for (rapidjson::SizeType i = 0; i < content->Size(); ++i) {
+            const Problem::Scope item(problem, i);
+            if (!check_block((*content)[i], role, problem)) {
+                return false;
+            }
+        }
+    }
+    const std::string_view text = final_text(*content);
+    if (prefill && !text.empty() && kWhitespace.find(text.back()) != std::string_view::npos) {
+        return problem.fail("final assistant content cannot end with trailing whitespace");
+    }
+    return true;
+}
+
+// Whether a message's content holds a block of `type` whose `key` is `value` (any value when
+// `value` is empty).
+bool has_block(const rapidjson::Value& message, std::string_view type, const char* key,
+               std::string_view value) {
+    const rapidjson::Value* content = find(message, "content");
+    if (content == nullptr || !content->IsArray()) {
+        return false;
+    }
+    for (const auto& block : content->GetArray()) {
+        if (string_member(block, "type", "") == type &&
+            (value.empty() || string_member(block, key, "") == value)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Every tool_use needs its tool_result in the next message, and every tool_result its tool_use
+// in the previous one. Runs after check_message, so the shapes are known to be right.
+bool check_tool_pairing(const rapidjson::Value& messages, Problem& problem) {
+    for (rapidjson::SizeType i = 0; i < messages.Size(); ++i) {
+        const Problem::Scope scope(problem, i);
+        const rapidjson::Value& content = messages[i]["content"];
+        if (!content.IsArray()) {
+            continue;
+        }
+        for (rapidjson::SizeType j = 0; j < content.Size(); ++j) {
+            const std::string_view type = string_member(content[j], "type", "");
+            if (type == "tool_use" && i + 1 < messages.Size()) {
+                const std::string_view id = string_member(content[j], "id", "");
+                if (!has_block(messages[i + 1], "tool_result", "tool_use_id", id)) {
+                    return problem.fail(
+                        "`tool_use` ids were found without `tool_result` blocks immediately "
+                        "after: ",
+                        id,
+                        ". Each `tool_use` block must have a corresponding `tool_result` block "
+                        "in the next message.");
+                }
+            }
+            if (type == "tool_result") {
+                const std::string_view id = string_member(content[j], "tool_use_id", "");
+                if (i == 0 || !has_block(messages[i - 1], "tool_use", "id", id)) {
+                    const Problem::Scope block(problem, "content");
+                    const Problem::Scope index(problem, j);
+                    return problem.fail(
+                        "unexpected `tool_use_id` found in `tool_result` blocks: ", id,
+                        ". Each `tool_result` block must have a corresponding `tool_use` block "
+                        "in the previous message.");
+                }
+            }
+        }
+    }
+    return true;
+}
+
+bool check_messages(const rapidjson::Value& request, Problem& problem) {
+    const Problem::Scope scope(problem, "messages");
+    const rapidjson::Value* messages = find(request, "messages");
+    if (messages == nullptr) {
+        return problem.fail("Field required");
+    }
+    if (!messages->IsArray()) {
+        return problem.fail("Input should be a valid list");
+    }
+    if (messages->Empty()) {
+        return problem.fail("at least one message is required");
+    }
+    std::string_view previous;
+    for (rapidjson::SizeType i = 0; i < messages->Size(); ++i) {
+        {
+            const Problem::Scope item(problem, i);
+            if (!check_message((*messages)[i], i + 1 == messages->Size(), problem)) {
+                return false;
+            }
+        }
+        const std::string_view role = string_member((*messages)[i], "role", "");
+        if (i == 0 && role != "user") {
+            return problem.fail(R"(first message must use the "user" role)");
+        }
+        if (role == previous) {
+            return problem.fail(
+                R"(roles must alternate between "user" and "assistant", but found multiple ")",
+                role, R"(" roles in a row)");
+        }
+        previous = role;
+    }
+    return check_tool_pairing(*messages, problem);
+}
+
+bool check_system(const rapidjson::Value& request, Problem& problem) {
+    const rapidjson::Value* system = find(request, "system");
+    if (system == nullptr || system->IsString()) {
+        return true;
+    }
+    const Problem::Scope scope(problem, "system");
+    if (!system->IsArray()) {
+        return problem.fail("Input should be a valid string or list");
+    }
+    for (rapidjson::SizeType i = 0; i < system->Size(); ++i) {
+        const Problem::Scope item(problem, i);
+        const rapidjson::Value& block = (*system)[i];
+        if (!block.IsObject()) {
+            return problem.fail("Input should be a valid dictionary");
+        }
+        if (string_member(block, "type", "") != "text") {
+            return fail_field(problem, "type", "Input should be 'text'");
+        }
+        if (!check_text_block(block, problem)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool valid_tool_name(std::string_view name) {
+    return !name.empty() && name.size() <= 128 &&
+           std::all_of(name.begin(), name.end(), [](char c) {
+               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '_' || c == '-';
+           });
+}
+
+bool check_tool(const rapidjson::Value& tool, Problem& problem) {
+    if (!tool.IsObject()) {
+        return problem.fail("Input should be a valid dictionary");
+    }
+    std::string_view name;
+    if (!string_field(tool, "name", problem, name)) {
+        return false;
+    }
+    const std::string_view type = string_member(tool, "type", "custom");
+    if (type != "custom") {
+        return true;  // a server tool (web_search_..., bash_..., ...): configured by its type
+    }
+    if (!valid_tool_name(name)) {
+        return fail_field(problem, "name", "String should match pattern '^[a-zA-Z0-9_-]{1,128}$'");
+    }
+    const rapidjson::Value* description = find(tool, "description");
+    if (description != nullptr && !description->IsString()) {
+        return fail_field(problem, "description", "Input should be a valid string");
+    }
+    const rapidjson::Value* schema = find(tool, "input_schema");
+    if (schema == nullptr || !schema->IsObject()) {
+        return fail_field(problem, "input_schema",
+                          schema == nullptr ? "Field required"
+                                            : "Input should be a valid dictionary");
+    }
+    if (string_member(*schema, "type", "") != "object") {
+        const Problem::Scope scope(problem, "input_schema");
+        return fail_field(problem, "type", "Input should be 'object'");
+    }
+    return true;
+}
+
+bool check_tools(const rapidjson::Value& request, Problem& problem) {
+    const rapidjson::Value* tools = find(request, "tools");
+    if (tools == nullptr) {
+        return true;
+    }
+    const Problem::Scope scope(problem, "tools");
+    if (!tools->IsArray()) {
+        return problem.fail("Input should be a valid list");
+    }
+    for (rapidjson::SizeType i = 0; i < tools->Size(); ++i) {
+        {
+            const Problem::Scope item(problem, i);
+            if (!check_tool((*tools)[i], problem)) {
+                return false;
+            }
+        }
+        const std::string_view name = string_member((*tools)[i], "name", "");
+        for (rapidjson::SizeType j = 0; j < i; ++j) {
+            if (string_member((*tools)[j], "name", "") == name) {
+                return problem.fail("Tool names must be unique.");
+            }
+        }
+    }
+    return true;
+}
+
+// On success `type` is auto, any, tool or none ("auto" when absent) and `name` the forced tool.
+bool check_tool_choice(const rapidjson::Value& request, Problem& problem, std::string_view& type,
+                       std::string_view& name) {
+    type = "auto";
+    const rapidjson::Value* choice = find(request, "tool_choice");
+    if (choice == nullptr) {
+        return true;
+    }
+    const Problem::Scope scope(problem, "tool_choice");
+    if (!choice->IsObject()) {
+        return problem.fail("Input should be a valid dictionary");
+    }
+    if (!string_field(*choice, "type", problem, type)) {
+        return false;
+    }
+    if (type != "auto" && type != "any" && type != "tool" && type != "none") {
+        return fail_field(problem, "type", "Input should be 'auto', 'any', 'tool' or 'none'");
+    }
+    const rapidjson::Value* parallel = find(*choice, "disable_parallel_tool_use");
+    if (parallel != nullptr && !parallel->IsBool()) {
+        return fail_field(problem, "disable_parallel_tool_use", "Input should be a valid boolean");
+    }
+    return type != "tool" || string_field(*choice, "name", problem, name);
+}
+
+bool check_number(const rapidjson::Value& request, const char* name, double high,
+                  Problem& problem) {
+    const rapidjson::Value* value = find(request, name);
+    if (value == nullptr) {
+        return true;
+    }
+    if (!value->IsNumber()) {
+        return fail_field(problem, name, "Input should be a valid number");
+    }
+    if (value->GetDouble() < 0) {
+        return fail_field(problem, name, "Input should be greater than or equal to 0");
+    }
+    if (value->GetDouble() > high) {
+        return fail_field(problem, name, "Input should be less than or equal to 1");
+    }
+    return true;
+}
+
+bool check_sampling(const rapidjson::Value& request, Problem& problem) {
+    if (!check_number(request, "temperature", 1, problem) ||
+        !check_number(request, "top_p", 1, problem)) {
+        return false;
+    }
+    const rapidjson::Value* top_k = find(request, "top_k");
+    if (top_k != nullptr && !(top_k->IsUint64())) {
+        return fail_field(problem, "top_k", "Input should be a non-negative integer");
+    }
+    const rapidjson::Value* stream = find(request, "stream");
+    if (stream != nullptr && !stream->IsBool()) {
+        return fail_field(problem, "stream", "Input should be a valid boolean");
+    }
+    const rapidjson::Value* metadata = find(request, "metadata");
+    if (metadata != nullptr && !metadata->IsObject()) {
+        return fail_field(problem, "metadata", "Input should be a valid dictionary");
+    }
+    const rapidjson::Value* stops = find(request, "stop_sequences");
+    if (stops == nullptr) {
+        return true;
+    }
+    const Problem::Scope scope(problem, "stop_sequences");
+    if (!stops->IsArray()) {
+        return problem.fail("Input should be a valid list");
+    }
+    for (rapidjson::SizeType i = 0; i < stops->Size(); ++i) {
+        if (!(*stops)[i].IsString()) {
+            const Problem::Scope item(problem, i);
+            return problem.fail("Input should be a valid string");
+        }
+    }
+    return true;
+}
+
+bool check_max_tokens(const rapidjson::Value& request, bool required, Problem& problem,
+                      std::size_t& out) {
+    const rapidjson::Value* value = find(request, "max_tokens");
+    if (value == nullptr) {
+        return !required || fail_field(problem, "max_tokens", "Field required");
+    }
+    if (!value->IsInt64()) {
+        return fail_field(problem, "max_tokens", "Input should be a valid integer");
+    }
+    if (value->GetInt64() < 1) {
+        return fail_field(problem, "max_tokens", "Input should be greater than or equal to 1");
+    }
+    out = static_cast<std::size_t>(value->GetInt64());
+    return true;
+}
+
+/// The fields of a Messages request the simulator acts on; views into the parsed document.
+struct MessagesRequest {
+    std::string_view model;
+    std::size_t max_tokens = 0;
+    bool stream = false;
+    std::optional<std::string_view> tool;  // the tool to call instead of answering
+    std::string_view speed;                // the body's `speed`, if any
+};
+
+// A tool is called when tools are offered, tool_choice is not none and the last user message
+// does not carry a tool_result (which the model would now answer in prose). A forced tool
+// (tool_choice {type: tool}) is the one called; otherwise the first.
+std::optional<std::string_view> anthropic_tool_to_call(const rapidjson::Value& request,
+                                                       std::string_view choice,
+                                                       std::string_view forced) {
+    const rapidjson::Value* tools = find(request, "tools");
+    if (tools == nullptr || tools->Empty() || choice == "none") {
+        return std::nullopt;
+    }
+    const rapidjson::Value& messages = request["messages"];
+    for (rapidjson::SizeType i = messages.Size(); i-- > 0;) {
+        if (string_member(messages[i], "role", "") == "user") {
+            if (has_block(messages[i], "tool_result", "tool_use_id", "")) {
+                return std::nullopt;
+            }
+            break;
+        }
+    }
+    if (choice == "tool") {
+        return forced;
+    }
+    return string_member((*tools)[0], "name", "tool");
+}
+
+/// Validates a Messages (or count_tokens) request. On failure `problem` holds the message.
+bool read_messages_request(const rapidjson::Value& request, bool count_only,
+                           MessagesRequest& out, std::string& problem_text) {
+    Problem problem(problem_text);
+    for (const auto& member : request.GetObject()) {
+        if (!one_of(kMessagesFields, view(member.name))) {
+            return fail_field(problem, view(member.name), "Extra inputs are not permitted");
+        }
+    }
+    if (!string_field(request, "model", problem, out.model)) {
+        return false;
+    }
+    if (out.model.empty()) {
+        return fail_field(problem, "model", "String should have at least 1 character");
+    }
+    std::string_view choice;
+    std::string_view forced;
+    if (!check_max_tokens(request, !count_only, problem, out.max_tokens) ||
+        !check_messages(request, problem) || !check_system(request, problem) ||
+        !check_tools(request, problem) || !check_tool_choice(request, problem, choice, forced) ||
+        !check_sampling(request, problem)) {
+        return false;
+    }
+    if (const rapidjson::Value* speed = find(request, "speed")) {
+        if (!speed->IsString() || (view(*speed) != "fast" && view(*speed) != "standard")) {
+            return fail_field(problem, "speed", "Input should be 'standard' or 'fast'");
+        }
+        out.speed = view(*speed);
+    }
+    out.stream = bool_member(request, "stream");
+    out.tool = anthropic_tool_to_call(request, choice, forced);
+    return true;
+}
+
+/// What one Messages answer holds: a text block, then maybe a tool_use block.
+struct MessageAnswer {
+    Reply reply;
+    Generation text;  // the text block's tokens
+    std::optional<std::string_view> tool;
+    std::string_view stop_reason;
+    std::size_t output_tokens = 0;
+    std::string_view speed;  // usage.speed; empty: absent
+
+    std::size_t deltas() const { return text.tokens + (tool ? kToolInputDeltas : 0); }
+};
+
+// Fast mode is the body's `speed: "fast"`, or the fast-mode beta without `speed: "standard"`.
+std::string_view answer_speed(const MessagesRequest& request, bool beta_fast) {
+    if (request.speed == "fast" || (beta_fast && request.speed != "standard")) {
+        return "fast";
+    }
+    return request.speed.empty() ? std::string_view() : "standard";
+}
+
+std::string_view tool_input_piece(std::size_t index) {
+    return index == 0 ? std::string_view() : tool_argument_piece(index - 1);
+}
+
+void append_message_head(std::string& out, const Reply& reply) {
+    out += R"({"id":"msg_sim_)";
+    append_number(out, reply.id);
+    out += R"(","type":"message","role":"assistant","model":)";
+    append_json_string(out, reply.model);
+    out += R"(,"content":)";
+}
+
+void append_message_usage(std::string& out, std::size_t input, std::size_t output,
+                          std::string_view speed) {
+    out += R"("usage":{"input_tokens":)";
+    append_number(out, input);
+    out += R"(,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":)";
+    append_number(out, output);
+    if (!speed.empty()) {
+        out += R"(,"speed":)";
+        append_json_string(out, speed);
+    }
+    out += '}';
+}
+
+void render_message(std::string& out, const MessageAnswer& answer) {
+    out.clear();
+    append_message_head(out, answer.reply);
+    out += R"([{"type":"text","text":)";
+    append_content(out, answer.text);
+    out += '}';
+    if (answer.tool) {
+        out += R"(,{"type":"tool_use","id":")";
+        out += kAnthropicToolId;
+        out += R"(","name":)";
+        append_json_string(out, *answer.tool);
+        out += R"(,"input":)";
+        out += kToolArguments;
+        out += '}';
+    }
+    out += R"(],"stop_reason":")";
+    out += answer.stop_reason;
+    out += R"(","stop_sequence":null,)";
+    append_message_usage(out, answer.reply.prompt_tokens, answer.output_tokens, answer.speed);
+    out += '}';
+}
+
+// An SSE event: `event: <type>` and a data object whose `type` repeats it, as the real API
+// sends them. end_event closes the object.
+void begin_event(std::string& out, std::string_view type) {
+    out = "event: ";
+    out += type;
+    out += "\ndata: {\"type\":\"";
+    out += type;
+    out += '"';
+}
+
+void end_event(std::string& out) { out += "}\n\n"; }
+
+// ---------------------------------------------------------------------------------------------
 // The session
 
 template <class Stream>
@@ -717,7 +1476,8 @@ Stream wrap_socket(tcp::socket socket, SimState& state) {
 /// What the connection does after an answer.
 enum class After { next_request, close, drop };  // drop: already reset or dead
 
-enum class StreamStep { ok, aborted, reset };
+// ended: the stream was closed cleanly early (an Anthropic `error` event was its last frame).
+enum class StreamStep { ok, aborted, reset, ended };
 
 /// Keeps active_streams right however a stream ends (including io_context destruction).
 class ActiveStream {
@@ -766,7 +1526,20 @@ private:
     asio::awaitable<StreamStep> stream_pieces(ChatRequest chat, Plan plan);
     asio::awaitable<StreamStep> close_stream(ChatRequest chat, Plan plan);
 
+    // --kind anthropic
+    asio::awaitable<After> serve_anthropic(std::string_view path, Plan plan);
+    asio::awaitable<After> messages(Plan plan, bool count_only);
+    asio::awaitable<After> stream_message(MessageAnswer answer, Plan plan);
+    asio::awaitable<StreamStep> open_message(MessageAnswer answer);
+    asio::awaitable<StreamStep> stream_block(MessageAnswer answer, Plan plan, std::size_t block,
+                                             Clock::time_point start);
+    asio::awaitable<StreamStep> close_message(MessageAnswer answer, Plan plan);
+    asio::awaitable<StreamStep> delta_fault(Plan plan, std::size_t delta);
+    unsigned check_anthropic_headers();
+    MessageAnswer plan_answer(const MessagesRequest& request, const Plan& plan) const;
+
     asio::awaitable<After> send_body(unsigned status, std::string_view content_type);
+    asio::awaitable<bool> write_stream_head();
     asio::awaitable<bool> write_raw(std::string_view bytes);
     asio::awaitable<bool> write_frame(bool last);
     asio::awaitable<void> sleep_until(Clock::time_point when);
@@ -778,6 +1551,9 @@ private:
     bool apply_override(Plan& plan, std::string_view key, std::string_view value);
     void record_last_request();
     bool parse_body(Document& doc);
+    bool anthropic() const { return state_->settings.kind == Kind::anthropic; }
+    void render_failure(unsigned status, std::string_view message, std::string_view code);
+    void render_fault(unsigned status);
     Reply new_reply(std::string_view model) const;
     void render_head(unsigned status, std::string_view content_type,
                      std::optional<std::size_t> content_length);
@@ -797,7 +1573,9 @@ private:
     std::string body_;          // a Content-Length framed body
     std::string frame_;         // one SSE frame
     std::string chunk_prefix_;  // `{"id":...,"choices":` shared by the frames of one stream
+    std::string problem_;       // anthropic: what is wrong with the request
     Reply reply_;
+    std::uint64_t request_number_ = 0;  // anthropic: the request-id header; 0: none
 };
 
 template <class Stream>
@@ -837,6 +1615,7 @@ asio::awaitable<After> Session<Stream>::serve_one() {
 template <class Stream>
 asio::awaitable<error_code> Session<Stream>::read_request() {
     request_.clear();
+    request_number_ = 0;
     RequestReader reader(request_);
     lowest().expires_after(kIdleTimeout);
     auto [ec, bytes] = co_await http::async_read_header(stream_, buffer_, reader, kToken);
@@ -863,13 +1642,11 @@ template <class Stream>
 asio::awaitable<After> Session<Stream>::reject_unreadable(error_code ec) {
     keep_alive_ = false;
     if (ec == http::error::header_limit) {
-        render_error(body_, "request header too large", "invalid_request_error",
-                     "header_too_large");
+        render_failure(431, "request header too large", "header_too_large");
         co_return co_await send_body(431, kJson);
     }
     if (ec == http::error::body_limit) {
-        render_error(body_, "request body too large", "invalid_request_error",
-                     "body_too_large");
+        render_failure(413, "request body too large", "body_too_large");
         co_return co_await send_body(413, kJson);
     }
     const auto& http_errors = http::make_error_code(http::error::bad_target).category();
@@ -878,7 +1655,7 @@ asio::awaitable<After> Session<Stream>::reject_unreadable(error_code ec) {
     if (!malformed) {
         co_return After::drop;  // the client went away or timed out
     }
-    render_error(body_, "malformed HTTP request", "invalid_request_error", "bad_request");
+    render_failure(400, "malformed HTTP request", "bad_request");
     co_return co_await send_body(400, kJson);
 }
 
@@ -889,12 +1666,12 @@ asio::awaitable<After> Session<Stream>::respond() {
     if (path.starts_with("/_sim/")) {
         co_return co_await serve_control(path);
     }
-    bump(state_->stats.requests);
+    request_number_ = state_->stats.requests.fetch_add(1, std::memory_order_relaxed) + 1;
     record_last_request();
     Plan plan;
     const std::string problem = plan_request(plan);
     if (!problem.empty()) {
-        render_error(body_, problem, "invalid_request_error", "invalid_simulator_header");
+        render_failure(400, problem, "invalid_simulator_header");
         co_return co_await send_body(400, kJson);
     }
     if (plan.faults.hang) {
@@ -905,8 +1682,11 @@ asio::awaitable<After> Session<Stream>::respond() {
         co_return sent ? After::close : After::drop;
     }
     if (plan.faults.status != 0) {
-        body_.assign(kSimulatedFailure);
+        render_fault(static_cast<unsigned>(plan.faults.status));
         co_return co_await send_body(static_cast<unsigned>(plan.faults.status), kJson);
+    }
+    if (anthropic()) {
+        co_return co_await serve_anthropic(path, plan);
     }
     co_return co_await serve_api(path, plan);
 }
@@ -952,8 +1732,7 @@ asio::awaitable<After> Session<Stream>::serve_control(std::string_view path) {
             }
         }
         if (!found) {
-            render_error(body_, "no request received yet", "invalid_request_error",
-                         "not_found");
+            render_failure(404, "no request received yet", "not_found");
         }
         co_return co_await send_body(found ? 200 : 404, kJson);
     }
@@ -972,8 +1751,7 @@ asio::awaitable<After> Session<Stream>::serve_control(std::string_view path) {
         body_.assign(R"({"reset":true})");
         co_return co_await send_body(200, kJson);
     }
-    render_error(body_, "no such simulator control endpoint", "invalid_request_error",
-                 "not_found");
+    render_failure(404, "no such simulator control endpoint", "not_found");
     co_return co_await send_body(404, kJson);
 }
 
@@ -1058,11 +1836,7 @@ asio::awaitable<After> Session<Stream>::stream_chat(ChatRequest chat, Plan plan)
 
 template <class Stream>
 asio::awaitable<StreamStep> Session<Stream>::open_stream(ChatRequest chat) {
-    // HTTP/1.0 has no chunked encoding: such a stream ends by closing the connection.
-    chunked_ = request_.version >= 11;
-    keep_alive_ = keep_alive_ && chunked_;
-    render_head(200, "text/event-stream", std::nullopt);
-    if (!co_await write_raw(head_)) {
+    if (!co_await write_stream_head()) {
         co_return StreamStep::aborted;
     }
     begin_frame();
@@ -1136,6 +1910,279 @@ asio::awaitable<StreamStep> Session<Stream>::close_stream(ChatRequest chat, Plan
     co_return sent ? StreamStep::ok : StreamStep::aborted;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The session, --kind anthropic
+
+template <class Stream>
+asio::awaitable<After> Session<Stream>::serve_anthropic(std::string_view path, Plan plan) {
+    const bool post = request_.method == "POST";
+    if (post && path == "/v1/messages") {
+        co_return co_await messages(plan, false);
+    }
+    if (post && path == "/v1/messages/count_tokens") {
+        co_return co_await messages(plan, true);
+    }
+    if (request_.method == "GET" && path == "/v1/models") {
+        if (const unsigned refused = check_anthropic_headers(); refused != 0) {
+            co_return co_await send_body(refused, kJson);
+        }
+        if (plan.faults.reset_after >= 0) {
+            co_return reset_connection();
+        }
+        body_.assign(kAnthropicModelsBody);
+        co_return co_await send_body(200, kJson);
+    }
+    render_anthropic_error(body_, "not_found_error", "Not Found");
+    co_return co_await send_body(404, kJson);
+}
+
+// Checked before the body, as the real API does. Returns the refusal's status (its body is in
+// body_), or 0.
+template <class Stream>
+unsigned Session<Stream>::check_anthropic_headers() {
+    if (request_.header("x-api-key").empty()) {
+        render_anthropic_error(body_, "authentication_error", "x-api-key header is required");
+        return 401;
+    }
+    const std::string_view version = request_.header("anthropic-version");
+    if (version.empty()) {
+        render_anthropic_error(body_, "invalid_request_error",
+                               "anthropic-version: header is required");
+        return 400;
+    }
+    if (version != "2023-06-01" && version != "2023-01-01") {
+        problem_ = "anthropic-version: unsupported version '";
+        problem_ += version;
+        problem_ += '\'';
+        render_anthropic_error(body_, "invalid_request_error", problem_);
+        return 400;
+    }
+    return 0;
+}
+
+template <class Stream>
+asio::awaitable<After> Session<Stream>::messages(Plan plan, bool count_only) {
+    if (const unsigned refused = check_anthropic_headers(); refused != 0) {
+        co_return co_await send_body(refused, kJson);
+    }
+    arena_.clear();
+    Document doc = arena_.make_document();
+    if (!parse_body(doc)) {
+        co_return co_await send_body(400, kJson);
+    }
+    MessagesRequest request;
+    if (!read_messages_request(doc, count_only, request, problem_)) {
+        render_anthropic_error(body_, "invalid_request_error", problem_);
+        co_return co_await send_body(400, kJson);
+    }
+    if (count_only) {
+        body_ = R"({"input_tokens":)";
+        append_number(body_, new_reply(request.model).prompt_tokens);
+        body_ += '}';
+        co_return co_await send_body(200, kJson);
+    }
+    const MessageAnswer answer = plan_answer(request, plan);
+    if (request.stream) {
+        co_return co_await stream_message(answer, plan);
+    }
+    if (plan.faults.reset_after >= 0) {
+        co_return reset_connection();
+    }
+    // What a mid-stream overload looks like without a stream.
+    if (plan.faults.stream_error >= 0) {
+        render_anthropic_error(body_, "overloaded_error", "Overloaded");
+        co_return co_await send_body(529, kJson);
+    }
+    Generation timing = plan.gen;
+    timing.tokens = answer.deltas();
+    co_await sleep_until(Clock::now() + generation_time(timing));
+    render_message(body_, answer);
+    co_return co_await send_body(200, kJson);
+}
+
+// Text answers are cut at max_tokens; a tool call (a fixed preamble and input) is not.
+template <class Stream>
+MessageAnswer Session<Stream>::plan_answer(const MessagesRequest& request,
+                                           const Plan& plan) const {
+    MessageAnswer answer;
+    answer.reply = new_reply(request.model);
+    answer.text = plan.gen;
+    answer.tool = request.tool;
+    if (request.tool) {
+        answer.text.words = &state_->tool_preamble;
+        answer.text.tokens = state_->tool_preamble.size();
+        answer.stop_reason = "tool_use";
+        answer.output_tokens = answer.text.tokens + kToolArgumentPieces;
+    } else {
+        answer.text.tokens = std::min(plan.gen.tokens, request.max_tokens);
+        answer.stop_reason = plan.gen.tokens > request.max_tokens ? "max_tokens" : "end_turn";
+        answer.output_tokens = answer.text.tokens;
+    }
+    // anthropic-beta is a comma-separated list, possibly over several header fields.
+    bool beta_fast = false;
+    for (std::size_t i = 0; i < request_.header_count; ++i) {
+        const auto& [name, value] = request_.headers[i];
+        beta_fast = beta_fast ||
+                    (name == "anthropic-beta" && value.find("fast-mode") != std::string::npos);
+    }
+    answer.speed = answer_speed(request, beta_fast);
+    return answer;
+}
+
+// Events in the real API's order: message_start, then per block content_block_start (a ping
+// after the first), its deltas and content_block_stop, then message_delta and message_stop.
+// Deltas are paced at tps from the first one and counted across blocks for the faults.
+template <class Stream>
+asio::awaitable<After> Session<Stream>::stream_message(MessageAnswer answer, Plan plan) {
+    const ActiveStream active(state_->stats);
+    co_await sleep_until(Clock::now() + plan.gen.ttft);
+    StreamStep step = co_await open_message(answer);
+    const Clock::time_point start = Clock::now();
+    if (step == StreamStep::ok) {
+        step = co_await stream_block(answer, plan, 0, start);
+    }
+    if (step == StreamStep::ok && answer.tool) {
+        step = co_await stream_block(answer, plan, 1, start);
+    }
+    if (step == StreamStep::ok) {
+        step = co_await close_message(answer, plan);
+    }
+    if (step == StreamStep::ok || step == StreamStep::ended) {
+        bump(state_->stats.streams_completed);
+        co_return keep_alive_ ? After::next_request : After::close;
+    }
+    if (step == StreamStep::aborted) {
+        bump(state_->stats.streams_aborted);
+    }
+    co_return After::drop;
+}
+
+template <class Stream>
+asio::awaitable<StreamStep> Session<Stream>::open_message(MessageAnswer answer) {
+    if (!co_await write_stream_head()) {
+        co_return StreamStep::aborted;
+    }
+    begin_event(frame_, "message_start");
+    frame_ += R"(,"message":)";
+    append_message_head(frame_, answer.reply);
+    frame_ += R"([],"stop_reason":null,"stop_sequence":null,)";
+    append_message_usage(frame_, answer.reply.prompt_tokens, 1, {});
+    frame_ += '}';
+    end_event(frame_);
+    const bool sent = co_await write_frame(false);
+    co_return sent ? StreamStep::ok : StreamStep::aborted;
+}
+
+// Block 0 is the text, block 1 the tool_use.
+template <class Stream>
+asio::awaitable<StreamStep> Session<Stream>::stream_block(MessageAnswer answer, Plan plan,
+                                                          std::size_t block,
+                                                          Clock::time_point start) {
+    const bool text = block == 0;
+    begin_event(frame_, "content_block_start");
+    frame_ += R"(,"index":)";
+    append_number(frame_, block);
+    if (text) {
+        frame_ += R"(,"content_block":{"type":"text","text":""})";
+    } else {
+        frame_ += R"(,"content_block":{"type":"tool_use","id":")";
+        frame_ += kAnthropicToolId;
+        frame_ += R"(","name":)";
+        append_json_string(frame_, *answer.tool);
+        frame_ += R"(,"input":{}})";
+    }
+    end_event(frame_);
+    if (!co_await write_frame(false)) {
+        co_return StreamStep::aborted;
+    }
+    if (text) {
+        begin_event(frame_, "ping");
+        end_event(frame_);
+        if (!co_await write_frame(false)) {
+            co_return StreamStep::aborted;
+        }
+    }
+    const std::size_t first = text ? 0 : answer.text.tokens;
+    const std::size_t count = text ? answer.text.tokens : kToolInputDeltas;
+    const std::chrono::duration<double> interval(plan.gen.tps > 0 ? 1.0 / plan.gen.tps : 0.0);
+    for (std::size_t i = 0; i < count; ++i) {
+        co_await sleep_until(start +
+                             std::chrono::duration_cast<Clock::duration>(interval * (first + i)));
+        if (const StreamStep fault = co_await delta_fault(plan, first + i);
+            fault != StreamStep::ok) {
+            co_return fault;
+        }
+        begin_event(frame_, "content_block_delta");
+        frame_ += R"(,"index":)";
+        append_number(frame_, block);
+        if (text) {
+            frame_ += R"(,"delta":{"type":"text_delta","text":")";
+            append_token(frame_, answer.text, i);
+        } else {
+            frame_ += R"(,"delta":{"type":"input_json_delta","partial_json":")";
+            append_escaped(frame_, tool_input_piece(i));
+        }
+        frame_ += R"("})";
+        end_event(frame_);
+        if (!co_await write_frame(false)) {
+            co_return StreamStep::aborted;
+        }
+    }
+    begin_event(frame_, "content_block_stop");
+    frame_ += R"(,"index":)";
+    append_number(frame_, block);
+    end_event(frame_);
+    const bool sent = co_await write_frame(false);
+    co_return sent ? StreamStep::ok : StreamStep::aborted;
+}
+
+template <class Stream>
+asio::awaitable<StreamStep> Session<Stream>::close_message(MessageAnswer answer, Plan plan) {
+    if (const StreamStep fault = co_await delta_fault(plan, answer.deltas());
+        fault != StreamStep::ok) {
+        co_return fault;
+    }
+    begin_event(frame_, "message_delta");
+    frame_ += R"(,"delta":{"stop_reason":")";
+    frame_ += answer.stop_reason;
+    frame_ += R"(","stop_sequence":null},"usage":{"output_tokens":)";
+    append_number(frame_, answer.output_tokens);
+    if (!answer.speed.empty()) {
+        frame_ += R"(,"speed":)";
+        append_json_string(frame_, answer.speed);
+    }
+    frame_ += '}';
+    end_event(frame_);
+    if (!co_await write_frame(false)) {
+        co_return StreamStep::aborted;
+    }
+    begin_event(frame_, "message_stop");
+    end_event(frame_);
+    const bool sent = co_await write_frame(true);
+    co_return sent ? StreamStep::ok : StreamStep::aborted;
+}
+
+// Before delta number `delta` (or, when it equals the delta count, before message_delta): a
+// TCP reset for x-sim-reset-after, or the real API's mid-stream `error` event, which ends the
+// response cleanly, for x-sim-stream-error.
+template <class Stream>
+asio::awaitable<StreamStep> Session<Stream>::delta_fault(Plan plan, std::size_t delta) {
+    const auto index = static_cast<std::int64_t>(delta);
+    if (index == plan.faults.reset_after) {
+        reset_connection();
+        co_return StreamStep::reset;
+    }
+    if (index == plan.faults.stream_error) {
+        frame_.assign(kOverloadedEvent);
+        const bool sent = co_await write_frame(true);
+        co_return sent ? StreamStep::ended : StreamStep::aborted;
+    }
+    co_return StreamStep::ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The session: writing, timing and bookkeeping
+
 template <class Stream>
 asio::awaitable<After> Session<Stream>::send_body(unsigned status, std::string_view content_type) {
     render_head(status, content_type, body_.size());
@@ -1146,6 +2193,15 @@ asio::awaitable<After> Session<Stream>::send_body(unsigned status, std::string_v
         co_return After::drop;
     }
     co_return keep_alive_ ? After::next_request : After::close;
+}
+
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::write_stream_head() {
+    // HTTP/1.0 has no chunked encoding: such a stream ends by closing the connection.
+    chunked_ = request_.version >= 11;
+    keep_alive_ = keep_alive_ && chunked_;
+    render_head(200, "text/event-stream", std::nullopt);
+    co_return co_await write_raw(head_);
 }
 
 template <class Stream>
@@ -1260,6 +2316,9 @@ bool Session<Stream>::apply_override(Plan& plan, std::string_view key, std::stri
     if (key == "reset-after") {
         return parse_bounded(value, -1, 1'000'000, plan.faults.reset_after);
     }
+    if (key == "stream-error") {
+        return parse_bounded(value, -1, 1'000'000, plan.faults.stream_error);
+    }
     if (key == "hang") {
         return parse_flag(value, plan.faults.hang);
     }
@@ -1283,9 +2342,29 @@ bool Session<Stream>::parse_body(Document& doc) {
     if (!doc.HasParseError() && doc.IsObject()) {
         return true;
     }
-    render_error(body_, "the request body is not a JSON object", "invalid_request_error",
-                 "invalid_json");
+    render_failure(400, "the request body is not a JSON object", "invalid_json");
     return false;
+}
+
+// The error body in the kind's shape: OpenAI's with `code`, or Anthropic's typed by status.
+template <class Stream>
+void Session<Stream>::render_failure(unsigned status, std::string_view message,
+                                     std::string_view code) {
+    if (anthropic()) {
+        render_anthropic_error(body_, anthropic_error_type(status), message);
+    } else {
+        render_error(body_, message, "invalid_request_error", code);
+    }
+}
+
+template <class Stream>
+void Session<Stream>::render_fault(unsigned status) {
+    if (anthropic()) {
+        const std::string_view type = anthropic_error_type(status);
+        render_anthropic_error(body_, type, anthropic_fault_message(type));
+    } else {
+        body_.assign(kSimulatedFailure);
+    }
 }
 
 template <class Stream>
@@ -1317,6 +2396,10 @@ void Session<Stream>::render_head(unsigned status, std::string_view content_type
     }
     if (status == 429) {
         head_ += "\r\nRetry-After: 1";
+    }
+    if (request_number_ != 0 && anthropic()) {
+        head_ += "\r\nrequest-id: req_sim_";
+        append_number(head_, request_number_);
     }
     if (!keep_alive_) {
         head_ += "\r\nConnection: close";
@@ -1416,9 +2499,10 @@ std::string endpoint_text(const tcp::endpoint& endpoint) {
 // Command line
 
 constexpr std::string_view kUsage =
-    "usage: turnout simulate --listen HOST:PORT [--kind openai] [--threads N] [--ttft DURATION]\n"
-    "         [--tps N] [--tokens N] [--text TEXT] [--fault-status CODE]\n"
-    "         [--fault-reset-after N] [--fault-hang] [--tls-cert FILE --tls-key FILE]\n";
+    "usage: turnout simulate --listen HOST:PORT [--kind openai|anthropic] [--threads N]\n"
+    "         [--ttft DURATION] [--tps N] [--tokens N] [--text TEXT] [--fault-status CODE]\n"
+    "         [--fault-reset-after N] [--fault-stream-error N] [--fault-hang]\n"
+    "         [--tls-cert FILE --tls-key FILE]\n";
 
 tcp::endpoint parse_endpoint(std::string_view text) {
     const std::size_t colon = text.rfind(':');
@@ -1465,8 +2549,12 @@ void apply_option(Settings& settings, std::string& text, std::string_view option
     if (option == "--listen") {
         settings.listen = parse_endpoint(value);
     } else if (option == "--kind") {
-        if (value != "openai") {
-            bad_value(option, value, "openai (the only kind simulated)");
+        if (value == "openai") {
+            settings.kind = Kind::openai;
+        } else if (value == "anthropic") {
+            settings.kind = Kind::anthropic;
+        } else {
+            bad_value(option, value, "openai or anthropic");
         }
     } else if (option == "--threads") {
         if (!parse_bounded(value, 1, 256, number)) {
@@ -1495,6 +2583,10 @@ void apply_option(Settings& settings, std::string& text, std::string_view option
     } else if (option == "--fault-reset-after") {
         if (!parse_bounded(value, 0, 1'000'000, settings.faults.reset_after)) {
             bad_value(option, value, "a frame count");
+        }
+    } else if (option == "--fault-stream-error") {
+        if (!parse_bounded(value, 0, 1'000'000, settings.faults.stream_error)) {
+            bad_value(option, value, "a delta count");
         }
     } else if (option == "--tls-cert") {
         settings.tls_cert = value;
@@ -1561,6 +2653,7 @@ std::shared_ptr<SimState> make_state(Settings settings) {
         }
     }
     state->settings = std::move(settings);
+    split_words(kToolPreamble, state->tool_preamble);
     return state;
 }
 
@@ -1614,8 +2707,9 @@ int simulate_main(int argc, char** argv) {
             context->stop();
         }
     });
-    std::cout << R"({"msg":"listening","kind":"simulator","listen":")" << endpoint_text(bound)
-              << "\"}\n"
+    std::cout << R"({"msg":"listening","kind":"simulator","api":")"
+              << (state->settings.kind == Kind::anthropic ? "anthropic" : "openai")
+              << R"(","listen":")" << endpoint_text(bound) << "\"}\n"
               << std::flush;
 
     std::vector<std::thread> threads;

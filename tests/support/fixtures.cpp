@@ -1,6 +1,7 @@
 #include "tests/support/fixtures.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <rapidjson/stringbuffer.h>
@@ -8,12 +9,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 namespace turnout::test {
 
@@ -340,15 +343,52 @@ GatewayConfig& GatewayConfig::state_path(const std::string& path) {
     return *this;
 }
 
+GatewayConfig& GatewayConfig::client_key(const std::string& name, const std::string& key_env) {
+    keys_.emplace_back(name, key_env);
+    return *this;
+}
+
+GatewayConfig& GatewayConfig::admin_token_env(const std::string& env) {
+    admin_token_env_ = env;
+    return *this;
+}
+
+RouteYaml& GatewayConfig::route_named(const std::string& name) {
+    for (auto& r : routes_) {
+        if (r.name == name) return r;
+    }
+    throw std::runtime_error("GatewayConfig: no route " + name);
+}
+
+namespace {
+
+/// `{provider: P, model: "M", weight: W, headers: {...}, body: {...}}` (flow YAML).
+std::string target_yaml(const TargetYaml& t) {
+    std::string out = "{provider: " + t.provider + ", model: " + json_quote(t.model);
+    if (t.weight > 0) out += ", weight: " + std::to_string(t.weight);
+    if (!t.headers.empty()) out += ", headers: " + t.headers;
+    if (!t.body.empty()) out += ", body: " + t.body;
+    return out + "}";
+}
+
+}  // namespace
+
 std::string GatewayConfig::yaml() const {
     std::ostringstream y;
     y << "listen: 127.0.0.1:0\n";
     y << "admin:\n  listen: 127.0.0.1:0\n";
+    if (!admin_token_env_.empty()) y << "  token_env: " << admin_token_env_ << "\n";
     if (!state_path_.empty()) y << "state:\n  path: " << json_quote(state_path_) << "\n";
     y << "log: {level: info, format: json}\n";
     if (!limits_.empty()) {
         y << "limits:\n";
         for (const auto& [k, v] : limits_) y << "  " << k << ": " << v << "\n";
+    }
+    if (!keys_.empty()) {
+        y << "keys:\n";
+        for (const auto& [name, env] : keys_) {
+            y << "  - {name: " << json_quote(name) << ", key_env: " << env << "}\n";
+        }
     }
     for (const auto& line : top_level_) y << line << "\n";
     y << "providers:\n";
@@ -362,18 +402,43 @@ std::string GatewayConfig::yaml() const {
     y << "routes:\n";
     for (const auto& r : routes_) {
         y << "  - name: " << r.name << "\n";
-        if (!r.match_model.empty()) {
-            y << "    match:\n      model: " << json_quote(r.match_model) << "\n";
-        }
-        y << "    primary: {provider: " << r.primary.provider
-          << ", model: " << json_quote(r.primary.model) << "}\n";
-        if (!r.fallbacks.empty()) {
-            y << "    fallbacks:\n";
-            for (const auto& f : r.fallbacks) {
-                y << "      - {provider: " << f.provider << ", model: " << json_quote(f.model)
-                  << "}\n";
+        if (!r.match_model.empty() || !r.match_headers.empty() || !r.match_keys.empty()) {
+            y << "    match:\n";
+            if (!r.match_model.empty()) y << "      model: " << json_quote(r.match_model) << "\n";
+            if (!r.match_headers.empty()) {
+                y << "      headers: {";
+                const char* sep = "";
+                for (const auto& [name, value] : r.match_headers) {
+                    y << sep << name << ": " << json_quote(value);
+                    sep = ", ";
+                }
+                y << "}\n";
+            }
+            if (!r.match_keys.empty()) {
+                y << "      keys: [";
+                const char* sep = "";
+                for (const auto& key : r.match_keys) {
+                    y << sep << json_quote(key);
+                    sep = ", ";
+                }
+                y << "]\n";
             }
         }
+        if (!r.primary.provider.empty()) y << "    primary: " << target_yaml(r.primary) << "\n";
+        if (!r.targets.empty()) {
+            y << "    targets:\n";
+            for (const auto& t : r.targets) y << "      - " << target_yaml(t) << "\n";
+        }
+        if (!r.fallbacks.empty()) {
+            y << "    fallbacks:\n";
+            for (const auto& f : r.fallbacks) y << "      - " << target_yaml(f) << "\n";
+        }
+        if (r.retry_attempts >= 0) {
+            y << "    retries: {attempts: " << r.retry_attempts;
+            if (!r.retry_backoff.empty()) y << ", backoff: " << r.retry_backoff;
+            y << "}\n";
+        }
+        if (!r.timeout.empty()) y << "    timeout: " << r.timeout << "\n";
         for (const auto& line : r.extra_lines) y << "    " << line << "\n";
     }
     return y.str();
@@ -392,12 +457,16 @@ GatewayProcess::~GatewayProcess() {
     }
 }
 
-::testing::AssertionResult GatewayProcess::start() {
-    std::string yaml = options_.yaml;
+std::string GatewayProcess::with_state_path(std::string yaml) const {
     // Route states go to the test's own temp dir unless the config names a state path.
     if (yaml.find("\nstate:") == std::string::npos && yaml.rfind("state:", 0) != 0) {
         yaml += "state:\n  path: " + json_quote(dir_.path() + "/state") + "\n";
     }
+    return yaml;
+}
+
+::testing::AssertionResult GatewayProcess::start() {
+    std::string yaml = with_state_path(options_.yaml);
     config_path_ = dir_.write_file("turnout.yaml", yaml);
     ProcessOptions p;
     p.argv = {TURNOUT_BIN,  "serve",     "--config",
@@ -448,6 +517,46 @@ std::string GatewayProcess::log_text() const { return process_ ? process_->outpu
 }
 
 bool GatewayProcess::send_signal(int signal) { return process_->send_signal(signal); }
+
+void GatewayProcess::rewrite_config(const std::string& yaml) {
+    std::string temp = dir_.write_file("turnout.yaml.new", with_state_path(yaml));
+    fs::rename(temp, config_path_);
+}
+
+std::optional<HttpResponse> GatewayProcess::admin_request(const std::string& method,
+                                                          const std::string& target,
+                                                          const Headers& headers,
+                                                          const std::string& body,
+                                                          Millis timeout) {
+    return http_request(admin_port_, method, target, headers, body, timeout);
+}
+
+std::optional<HttpResponse> GatewayProcess::reload(const std::string& token, Millis timeout) {
+    Headers headers;
+    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+    return admin_request("POST", "/admin/reload", headers, {}, timeout);
+}
+
+std::optional<std::string> GatewayProcess::metrics() {
+    auto response = admin_request("GET", "/metrics");
+    if (!response || response->status != 200) return std::nullopt;
+    return response->body;
+}
+
+::testing::AssertionResult GatewayProcess::wait_for_metric(
+    const std::string& name, const std::map<std::string, std::string>& labels,
+    const std::function<bool(double)>& predicate, const std::string& expectation,
+    Millis timeout) {
+    std::optional<std::string> last;
+    auto ok = wait_for(
+        [&] {
+            last = metrics();
+            return last && predicate(metric_value(*last, name, labels).value_or(0.0));
+        },
+        timeout, "metric " + name + " " + expectation);
+    if (!ok) ok << "; last /metrics:\n" << (last ? *last : std::string("(unavailable)"));
+    return ok;
+}
 
 std::optional<int> GatewayProcess::wait_exit(Millis timeout) {
     return process_->wait_exit(timeout);
@@ -520,6 +629,161 @@ std::string delta_content(const std::string& event_data) {
     auto doc = parse_json(event_data);
     if (doc.HasParseError()) return "";
     return json_string(doc, "choices/0/delta/content").value_or("");
+}
+
+namespace {
+
+/// Parses `{a="x",b="y"}` starting at text[pos] == '{'; pos ends after the '}'.
+bool parse_labels(std::string_view text, std::size_t& pos,
+                  std::map<std::string, std::string>& labels) {
+    ++pos;  // '{'
+    while (pos < text.size()) {
+        while (pos < text.size() && (text[pos] == ' ' || text[pos] == ',')) ++pos;
+        if (pos < text.size() && text[pos] == '}') {
+            ++pos;
+            return true;
+        }
+        auto eq = text.find('=', pos);
+        if (eq == std::string_view::npos || eq + 1 >= text.size() || text[eq + 1] != '"') {
+            return false;
+        }
+        std::string key(text.substr(pos, eq - pos));
+        std::string value;
+        pos = eq + 2;
+        while (pos < text.size() && text[pos] != '"') {
+            if (text[pos] == '\\' && pos + 1 < text.size()) {
+                ++pos;
+                value += text[pos] == 'n' ? '\n' : text[pos];
+            } else {
+                value += text[pos];
+            }
+            ++pos;
+        }
+        if (pos >= text.size()) return false;
+        ++pos;  // closing quote
+        labels[key] = value;
+    }
+    return false;
+}
+
+}  // namespace
+
+std::optional<double> metric_value(const std::string& text, const std::string& name,
+                                   const std::map<std::string, std::string>& labels) {
+    std::optional<double> sum;
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        if (line.compare(0, name.size(), name) != 0) continue;
+        std::size_t pos = name.size();
+        if (pos >= line.size() || (line[pos] != '{' && line[pos] != ' ')) continue;
+        std::map<std::string, std::string> found;
+        if (line[pos] == '{' && !parse_labels(line, pos, found)) continue;
+        bool matches = true;
+        for (const auto& [k, v] : labels) {
+            auto it = found.find(k);
+            if (it == found.end() || it->second != v) {
+                matches = false;
+                break;
+            }
+        }
+        if (!matches) continue;
+        while (pos < line.size() && line[pos] == ' ') ++pos;
+        char* end = nullptr;
+        double value = std::strtod(line.c_str() + pos, &end);
+        if (end == line.c_str() + pos) continue;
+        sum = sum.value_or(0.0) + value;
+    }
+    return sum;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ResettingUpstream
+
+ResettingUpstream::ResettingUpstream() {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listen_fd_, 64) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+        ::pipe2(stop_pipe_, O_CLOEXEC) != 0) {
+        throw std::runtime_error("ResettingUpstream: cannot listen");
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+}
+
+ResettingUpstream::~ResettingUpstream() {
+    char byte = 1;
+    if (::write(stop_pipe_[1], &byte, 1) < 0) {
+        // The thread also ends when the pipe closes below; nothing more to do.
+    }
+    if (thread_.joinable()) thread_.join();
+    for (int fd : {listen_fd_, stop_pipe_[0], stop_pipe_[1]}) {
+        if (fd >= 0) ::close(fd);
+    }
+}
+
+std::string ResettingUpstream::base_url() const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+}
+
+std::int64_t ResettingUpstream::requests() const { return requests_.load(); }
+
+void ResettingUpstream::serve() {
+    for (;;) {
+        pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        if (fds[1].revents != 0) return;
+        int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        // Read the head, then Content-Length bytes of body (10 s at most), then reset.
+        std::string data;
+        std::size_t need = std::string::npos;
+        auto deadline = Clock::now() + Millis(10000);
+        bool complete = false;
+        while (Clock::now() < deadline) {
+            if (need == std::string::npos) {
+                auto end = data.find("\r\n\r\n");
+                if (end != std::string::npos) {
+                    std::string head = to_lower(data.substr(0, end));
+                    std::size_t length = 0;
+                    auto cl = head.find("\r\ncontent-length:");
+                    if (cl != std::string::npos) {
+                        length = std::strtoull(head.c_str() + cl + 17, nullptr, 10);
+                    }
+                    need = end + 4 + length;
+                }
+            }
+            if (need != std::string::npos && data.size() >= need) {
+                complete = true;
+                break;
+            }
+            pollfd in[2] = {{fd, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
+            if (::poll(in, 2, 100) < 0 && errno != EINTR) break;
+            if (in[1].revents != 0) {
+                ::close(fd);
+                return;
+            }
+            if (in[0].revents == 0) continue;
+            char buffer[8192];
+            auto n = ::recv(fd, buffer, sizeof buffer, 0);
+            if (n <= 0) break;
+            data.append(buffer, static_cast<std::size_t>(n));
+        }
+        if (complete) requests_.fetch_add(1);
+        linger reset{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        ::close(fd);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

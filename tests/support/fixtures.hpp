@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -15,6 +16,8 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/support/http_client.hpp"
@@ -147,17 +150,29 @@ struct ProviderYaml {
     std::vector<std::pair<std::string, std::string>> options;
 };
 
+/// One upstream model of a route. The members after `model` have defaults, so `{"p", "m"}`
+/// still initialises one without -Wmissing-field-initializers.
 struct TargetYaml {
     std::string provider;
     std::string model;
+    std::uint32_t weight = 0;  ///< written only when > 0 (inside `targets`)
+    std::string headers = {};  ///< verbatim flow YAML, e.g. "{anthropic-beta: fast-mode-2026-02-01}"
+    std::string body = {};     ///< verbatim flow YAML, e.g. "{speed: fast}"
 };
 
 struct RouteYaml {
     std::string name;
-    std::string match_model;  ///< empty = no match block
-    TargetYaml primary;
+    std::string match_model;  ///< empty = no `model` in the match block
+    TargetYaml primary;       ///< an empty provider = no `primary` (use `targets`)
     std::vector<TargetYaml> fallbacks;
     std::vector<std::string> extra_lines;  ///< verbatim, indented by the builder
+    /// `match.headers` (name, value glob), in this order.
+    std::vector<std::pair<std::string, std::string>> match_headers = {};
+    std::vector<std::string> match_keys = {};  ///< `match.keys`
+    std::vector<TargetYaml> targets = {};      ///< weighted split (set `weight` on each)
+    int retry_attempts = -1;                   ///< `retries.attempts`; < 0 = no `retries` block
+    std::string retry_backoff = {};            ///< `retries.backoff` (with retry_attempts >= 0)
+    std::string timeout = {};                  ///< route `timeout`; empty = absent
 };
 
 /// Builds a gateway YAML config: listen and admin.listen on 127.0.0.1:0, state in a temp dir,
@@ -179,6 +194,12 @@ class GatewayConfig {
     GatewayConfig& limit(const std::string& key, const std::string& value);
     GatewayConfig& top_level(const std::string& line);  ///< a verbatim top-level YAML line
     GatewayConfig& state_path(const std::string& path);
+    /// A client key `{name: NAME, key_env: ENV}` in `keys:` (no keys = no client auth).
+    GatewayConfig& client_key(const std::string& name, const std::string& key_env);
+    /// `admin.token_env`.
+    GatewayConfig& admin_token_env(const std::string& env);
+    /// The route called `name`; throws when there is none.
+    RouteYaml& route_named(const std::string& name);
 
     std::string yaml() const;
 
@@ -191,6 +212,8 @@ class GatewayConfig {
     std::vector<std::pair<std::string, std::string>> limits_;
     std::vector<std::string> top_level_;
     std::string state_path_;
+    std::vector<std::pair<std::string, std::string>> keys_;
+    std::string admin_token_env_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -228,6 +251,29 @@ class GatewayProcess {
     bool send_signal(int signal);
     std::optional<int> wait_exit(Millis timeout = kWait);
 
+    /// Replaces the config file (same path; written to a temp file and renamed over it, so a
+    /// concurrent reader never sees half a file). Adds the same state path as start() unless
+    /// the YAML names one. Does not trigger a reload: see reload() and send_signal(SIGHUP).
+    void rewrite_config(const std::string& yaml);
+
+    /// A request to the admin port.
+    std::optional<HttpResponse> admin_request(const std::string& method, const std::string& target,
+                                              const Headers& headers = {},
+                                              const std::string& body = {},
+                                              Millis timeout = kWait);
+    /// POST /admin/reload on the admin port, with `Authorization: Bearer TOKEN` when `token` is
+    /// not empty.
+    std::optional<HttpResponse> reload(const std::string& token = {}, Millis timeout = kWait);
+    /// GET /metrics on the admin port: the body, or nullopt when the call failed or was not 200.
+    std::optional<std::string> metrics();
+    /// Polls /metrics until the sum of the samples of `name` with (at least) `labels` satisfies
+    /// `predicate`. A metric with no matching sample counts as 0.
+    ::testing::AssertionResult wait_for_metric(const std::string& name,
+                                               const std::map<std::string, std::string>& labels,
+                                               const std::function<bool(double)>& predicate,
+                                               const std::string& expectation,
+                                               Millis timeout = kWait);
+
     /// POST /v1/chat/completions with a JSON body, one connection.
     std::optional<HttpResponse> chat(const std::string& body, const Headers& headers = {},
                                      Millis timeout = kWait);
@@ -238,6 +284,9 @@ class GatewayProcess {
     ChildProcess& process() { return *process_; }
 
   private:
+    /// `yaml` plus a state path in the test's temp dir unless it names one.
+    std::string with_state_path(std::string yaml) const;
+
     GatewayOptions options_;
     TempDir dir_;
     std::string config_path_;
@@ -278,6 +327,41 @@ class GatewayStack {
 
 /// choices[0].delta.content of a streamed chunk ("" when absent).
 std::string delta_content(const std::string& event_data);
+
+/// The sum of the samples of metric `name` (Prometheus text format) whose label set contains
+/// all of `labels` (other labels may be present); nullopt when no sample matches.
+std::optional<double> metric_value(const std::string& text, const std::string& name,
+                                   const std::map<std::string, std::string>& labels = {});
+
+// ---------------------------------------------------------------------------------------------
+// A misbehaving upstream the simulator cannot imitate
+
+/// An HTTP "upstream" on 127.0.0.1 that reads each request's head and body (Content-Length)
+/// and then resets the connection (SO_LINGER 0, an RST) without answering a single byte. The
+/// simulator only resets a stream after its head and first frame; this resets before any
+/// answer, for streamed requests too. A thread serves one connection at a time.
+class ResettingUpstream {
+  public:
+    ResettingUpstream();
+    ~ResettingUpstream();
+    ResettingUpstream(const ResettingUpstream&) = delete;
+    ResettingUpstream& operator=(const ResettingUpstream&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    /// http://127.0.0.1:PORT/v1
+    std::string base_url() const;
+    /// Complete requests received (each answered by a reset).
+    std::int64_t requests() const;
+
+  private:
+    void serve();
+
+    int listen_fd_ = -1;
+    int stop_pipe_[2] = {-1, -1};
+    std::uint16_t port_ = 0;
+    std::atomic<std::int64_t> requests_{0};
+    std::thread thread_;
+};
 
 // ---------------------------------------------------------------------------------------------
 // TLS

@@ -195,7 +195,8 @@ TEST(AnthropicRequest, EmptyContentIsDropped) {
         {"role":"assistant","content":""},{"role":"assistant","content":null},
         {"role":"user","content":[{"type":"text","text":""},{"type":"text","text":"Again"}]}])"),
                               R"({"model":"claude-opus-4-6","max_tokens":4096,"messages":[
-        {"role":"user","content":[{"type":"text","text":"Hi"},{"type":"text","text":"Again"}]}]})"));
+        {"role":"user","content":[{"type":"text","text":"Hi"},
+                                  {"type":"text","text":"Again"}]}]})"));
 }
 
 TEST(AnthropicRequest, ToolArguments) {

@@ -3,6 +3,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "gateway/anthropic.hpp"
 #include "tests/unit/gateway/golden/golden.hpp"
@@ -118,9 +119,13 @@ TEST(AnthropicResponse, IdFallsBackToTheRequestId) {
 }
 
 TEST(AnthropicResponse, UnusableBodiesAreErrors) {
-    for (const std::string body :
-         {"", "not json", "[]", "42", R"({"type":"error","error":{"type":"api_error"}})",
-          R"({"type":"message","content":"text"})"}) {
+    const std::vector<std::string> bodies = {"",
+                                             "not json",
+                                             "[]",
+                                             "42",
+                                             R"({"type":"error","error":{"type":"api_error"}})",
+                                             R"({"type":"message","content":"text"})"};
+    for (const std::string& body : bodies) {
         SCOPED_TRACE(body);
         const ResponseTranslation result = translate_response(body, "req-1", "smart");
         EXPECT_NE(result.error, "");

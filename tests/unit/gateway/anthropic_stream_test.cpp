@@ -4,6 +4,7 @@
 #include <rapidjson/writer.h>
 
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,9 +24,13 @@ std::vector<std::string> split_events(const std::string& body) {
     return events;
 }
 
-/// One Anthropic event with `data_json` as its data.
+/// One Anthropic event with `data_json` as its data, one `data:` line per line of it (SSE
+/// joins them with newlines, which JSON takes as whitespace).
 std::string event(const std::string& type, const std::string& data_json) {
-    return "event: " + type + "\ndata: " + data_json + "\n\n";
+    std::string text = "event: " + type + "\n";
+    std::istringstream lines(data_json);
+    for (std::string line; std::getline(lines, line);) text += "data: " + line + "\n";
+    return text + "\n";
 }
 
 std::string message_start(
@@ -266,25 +271,29 @@ TEST(AnthropicStream, ErrorEventEndsTheStreamWithOneErrorFrame) {
 TEST(AnthropicStream, ErrorEventWithoutDetails) {
     StreamTranslator translator("req-1", "smart", false);
     const std::string out = translator.on_event("event: error\ndata: {\"type\":\"error\"}\n\n");
-    EXPECT_TRUE(golden::json_equal(golden::frames(out).at(0),
-                                   R"({"error":{"message":"the upstream stream failed",
-                                       "type":"upstream_error","code":"upstream_stream_failed"}})"));
+    EXPECT_TRUE(golden::json_equal(golden::frames(out).at(0), R"({"error":{
+        "message":"the upstream stream failed",
+        "type":"upstream_error","code":"upstream_stream_failed"}})"));
     EXPECT_TRUE(translator.failed());
 }
 
 TEST(AnthropicStream, MalformedDataIsAnErrorFrame) {
-    for (const std::string bad : {"data: {\"type\":\"content_block_delta\",\n\n", "data: [1]\n\n",
-                                  "data: \"ping\"\n\n", "data: [DONE]\n\n"}) {
+    const std::vector<std::string> bad_events = {
+        "data: {\"type\":\"content_block_delta\",\n\n",
+        "data: [1]\n\n",
+        "data: \"ping\"\n\n",
+        "data: [DONE]\n\n",
+    };
+    for (const std::string& bad : bad_events) {
         SCOPED_TRACE(bad);
         StreamTranslator translator("req-1", "smart", false);
         feed(translator, {message_start()});
         const std::string out = translator.on_event(bad);
         EXPECT_TRUE(translator.failed());
         ASSERT_EQ(golden::frames(out).size(), 1u);
-        EXPECT_TRUE(
-            golden::json_equal(golden::frames(out)[0],
-                               R"({"error":{"message":"the upstream sent a malformed stream event",
-                                           "type":"upstream_error","code":"upstream_stream_failed"}})"));
+        EXPECT_TRUE(golden::json_equal(golden::frames(out)[0], R"({"error":{
+            "message":"the upstream sent a malformed stream event",
+            "type":"upstream_error","code":"upstream_stream_failed"}})"));
         EXPECT_EQ(out.find("[DONE]"), std::string::npos);
     }
 }
@@ -292,20 +301,24 @@ TEST(AnthropicStream, MalformedDataIsAnErrorFrame) {
 TEST(AnthropicStream, PingUnknownCommentsAndEmptyEventsProduceNothing) {
     StreamTranslator translator("req-1", "smart", false);
     feed(translator, {message_start()});
-    for (
-        const std::string& quiet :
-        {kPing, event("future", R"({"type":"future","x":[1,2]})"), std::string(": comment\n\n"),
-         std::string("event: ping\n\n"), std::string("\n"), std::string(""),
-         event(
-             "content_block_delta",
-             R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}})"),
-         event(
-             "content_block_delta",
-             R"({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"s"}})"),
-         json_delta(7, "{\"orphan\":1}"), block_stop(0), text_delta(0, R"("")"),
-         event(
-             "content_block_start",
-             R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})")}) {
+    const std::vector<std::string> quiet_events = {
+        kPing,
+        event("future", R"({"type":"future","x":[1,2]})"),
+        ": comment\n\n",
+        "event: ping\n\n",
+        "\n",
+        "",
+        event("content_block_delta", R"({"type":"content_block_delta","index":0,
+                                         "delta":{"type":"thinking_delta","thinking":"hm"}})"),
+        event("content_block_delta", R"({"type":"content_block_delta","index":0,
+                                         "delta":{"type":"signature_delta","signature":"s"}})"),
+        json_delta(7, "{\"orphan\":1}"),
+        block_stop(0),
+        text_delta(0, R"("")"),
+        event("content_block_start", R"({"type":"content_block_start","index":0,
+                                         "content_block":{"type":"thinking","thinking":""}})"),
+    };
+    for (const std::string& quiet : quiet_events) {
         SCOPED_TRACE(quiet);
         EXPECT_EQ(translator.on_event(quiet), "");
     }
@@ -364,20 +377,24 @@ TEST(AnthropicStream, TruncatedAndMistypedEventsNeverCrash) {
             }
         }
     }
+    // Wrong types in every field the translator reads.
+    const std::vector<std::string> odd_events = {
+        R"({"type":7})",
+        R"({"type":"message_start","message":[]})",
+        R"({"type":"message_start","message":{"id":5,"usage":{"input_tokens":"x"}}})",
+        R"({"type":"content_block_start","index":"0","content_block":{"type":"tool_use"}})",
+        R"({"type":"content_block_start","content_block":null})",
+        R"({"type":"content_block_delta","index":-1,
+            "delta":{"type":"input_json_delta","partial_json":5}})",
+        R"({"type":"content_block_delta","delta":"x"})",
+        R"({"type":"content_block_stop","index":null})",
+        R"({"type":"message_delta","delta":{"stop_reason":7},"usage":[]})",
+        R"({"type":"error","error":"x"})",
+    };
     StreamTranslator translator("req-1", "smart", true);
-    for (
-        const std::string odd :
-        {R"({"type":7})", R"({"type":"message_start","message":[]})",
-         R"({"type":"message_start","message":{"id":5,"usage":{"input_tokens":"x"}}})",
-         R"({"type":"content_block_start","index":"0","content_block":{"type":"tool_use"}})",
-         R"({"type":"content_block_start","content_block":null})",
-         R"({"type":"content_block_delta","index":-1,"delta":{"type":"input_json_delta","partial_json":5}})",
-         R"({"type":"content_block_delta","delta":"x"})",
-         R"({"type":"content_block_stop","index":null})",
-         R"({"type":"message_delta","delta":{"stop_reason":7},"usage":[]})",
-         R"({"type":"error","error":"x"})"}) {
+    for (const std::string& odd : odd_events) {
         SCOPED_TRACE(odd);
-        const std::string out = translator.on_event("data: " + odd + "\n\n");
+        const std::string out = translator.on_event(event("odd", odd));
         for (const auto& frame : golden::frames(out)) {
             EXPECT_FALSE(golden::parse(frame).HasParseError()) << frame;
         }
