@@ -16,7 +16,7 @@ build_pkgs=(
   build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
   libboost1.81-dev libboost-url1.81-dev libssl-dev prometheus-cpp-dev
   libspdlog-dev libfmt-dev rapidjson-dev libyaml-cpp-dev libgtest-dev libgmock-dev
-  openssl wrk nginx-light procps
+  openssl wrk nginx-light procps prometheus
 )
 # Node 20 ships on the CI machines (nodesource); Debian's nodejs/npm conflict with it.
 if ! command -v node >/dev/null 2>&1; then build_pkgs+=(nodejs npm); fi

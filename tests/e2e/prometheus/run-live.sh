@@ -298,8 +298,9 @@ log "dashboard: $queries queries ran"
 deadline=$((SECONDS + WAIT_TIMEOUT_S))
 while :; do
   rules=$(curl -fsS "http://$PROM/api/v1/rules") || fail "GET /api/v1/rules"
-  total=$(grep -o '"type":"alerting"' <<<"$rules" | wc -l)
-  unknown=$(grep -o '"health":"unknown"' <<<"$rules" | wc -l)
+  # grep -c counts lines, and the answer is one line: count the matches themselves.
+  total=$({ grep -o '"type":"alerting"' <<<"$rules" || true; } | wc -l)
+  unknown=$({ grep -o '"health":"unknown"' <<<"$rules" || true; } | wc -l)
   ((total > 0 && unknown == 0)) && break
   ((SECONDS < deadline)) || fail "alert rules not evaluated within ${WAIT_TIMEOUT_S}s"
   sleep 0.25 # polling interval

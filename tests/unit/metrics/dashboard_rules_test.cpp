@@ -6,6 +6,7 @@
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -176,6 +177,31 @@ TEST(DashboardAndRules, AlertRulesUseOnlyExposedMetrics) {
             EXPECT_TRUE(reference().exposition.families.contains(use.family))
                 << annotation.where << ": " << use.name;
         }
+    }
+}
+
+// deploy/README.md documents every panel with the PromQL behind it, and every alert.
+TEST(DashboardAndRules, ReadmeListsEveryPanelQueryAndAlert) {
+    std::ifstream in(source_path("deploy/README.md"));
+    std::ostringstream text;
+    text << in.rdbuf();
+    const std::string readme = text.str();
+    ASSERT_FALSE(readme.empty());
+    const std::vector<Expr> exprs =
+        testing::dashboard_exprs(source_path("deploy/grafana/dashboard.json"));
+    for (const Expr& expr : exprs) {
+        if (expr.where.ends_with(" definition")) continue;  // the $route variable
+        EXPECT_NE(readme.find(expr.text), std::string::npos)
+            << expr.where << ": query missing from deploy/README.md:\n"
+            << expr.text;
+        // `where` is "dashboard/<dashboard title>/<panel title> expr".
+        const std::size_t start = expr.where.find('/', expr.where.find('/') + 1) + 1;
+        const std::string title = expr.where.substr(start, expr.where.size() - 5 - start);
+        EXPECT_NE(readme.find(title), std::string::npos) << "panel missing: " << title;
+    }
+    for (const Expr& rule : testing::alert_exprs(source_path("deploy/prometheus/alerts.yml"))) {
+        const std::string name = rule.where.substr(rule.where.find('/') + 1);
+        EXPECT_NE(readme.find("`" + name + "`"), std::string::npos) << "alert missing: " << name;
     }
 }
 

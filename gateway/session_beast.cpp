@@ -1,0 +1,994 @@
+// Client connections: reading requests under limits, the API and admin handlers, the proxy
+// with retries and fallbacks, and relaying answers (whole, or SSE event by event).
+
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <random>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "gateway/anthropic.hpp"
+#include "gateway/errors.hpp"
+#include "gateway/framing.hpp"
+#include "gateway/hop_headers.hpp"
+#include "gateway/logging.hpp"
+#include "gateway/runtime.hpp"
+#include "gateway/sse.hpp"
+
+namespace turnout::gateway {
+namespace {
+
+using routing::Duration;
+constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
+constexpr std::string_view kRequestIdHeader = "x-request-id";
+constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::uint64_t kMaxUpstreamBody = 64ull << 20;  // non-streamed answers, read whole
+constexpr std::size_t kMaxSseEvent = 4u << 20;
+
+double seconds_between(Clock::time_point from, Clock::time_point to) {
+    return std::chrono::duration<double>(to - from).count();
+}
+
+std::string new_request_id() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    return fmt::format("{:016x}{:016x}", rng(), rng());
+}
+
+/// A client's x-request-id is kept when it is short and printable (it reaches logs).
+bool acceptable_request_id(std::string_view id) {
+    if (id.empty() || id.size() > 128) return false;
+    return std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+/// The tokens of every Connection field of a message.
+ConnectionTokens connection_tokens(const http::fields& fields) {
+    ConnectionTokens tokens;
+    const auto [begin, end] = fields.equal_range(http::field::connection);
+    for (auto it = begin; it != end; ++it) tokens.add_connection_value(it->value());
+    return tokens;
+}
+
+/// Copies the upstream's end-to-end response headers.
+void copy_response_headers(const http::fields& from, http::fields& to) {
+    const ConnectionTokens connection = connection_tokens(from);
+    for (const auto& field : from) {
+        if (forward_response_header(field.name_string(), connection)) {
+            to.insert(field.name_string(), field.value());
+        }
+    }
+}
+
+bool retryable_status(unsigned status) { return status >= 500 || status == 429; }
+
+metrics::UpstreamErrorKind metrics_kind(UpstreamFailure failure) {
+    switch (failure) {
+        case UpstreamFailure::connect: return metrics::UpstreamErrorKind::connect;
+        case UpstreamFailure::timeout: return metrics::UpstreamErrorKind::timeout;
+        case UpstreamFailure::reset: return metrics::UpstreamErrorKind::reset;
+        case UpstreamFailure::tls: return metrics::UpstreamErrorKind::tls;
+        case UpstreamFailure::protocol: return metrics::UpstreamErrorKind::protocol;
+    }
+    return metrics::UpstreamErrorKind::protocol;
+}
+
+/// Per-request facts for the access log, metrics and the x-turnout-* headers.
+struct RequestRecord {
+    Clock::time_point start = Clock::now();
+    std::optional<Clock::time_point> first_byte;
+    std::string request_id;
+    bool request_id_from_client = false;
+    std::string method;
+    std::string path;
+    std::string route;
+    std::string target;
+    std::string key_name;
+    unsigned status = 0;
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t input_tokens = 0;
+    std::uint64_t output_tokens = 0;
+    std::optional<std::string> speed;  // Anthropic fast mode, from usage.speed
+    Clock::duration upstream_time{};
+    unsigned attempts = 0;
+    bool stream = false;
+    bool include_usage = false;
+    bool client_gone = false;
+    std::string_view upstream_failure;
+    std::shared_ptr<metrics::TargetMetrics> metrics;
+};
+
+/// What one try against one target came to.
+struct Attempt {
+    enum class Result { delivered, upstream_status, failed };
+    Result result = Result::failed;
+    bool keep_alive = false;  // delivered: may the client connection go on?
+    UpstreamFailure failure = UpstreamFailure::connect;
+    std::optional<http::response<http::string_body>> answer;  // upstream 5xx/429 to pass on
+};
+
+/// Shared between the SSE pump and the client watcher of one streamed answer.
+struct RelayState {
+    UpstreamConnection* upstream;
+    http::response_parser<http::buffer_body>* parser;
+    anthropic::StreamTranslator* translator;  // null: OpenAI events pass through as they are
+    Clock::time_point deadline;
+    Duration idle_timeout;
+    std::optional<UpstreamFailure> failure;
+    bool client_gone = false;
+    bool translator_failed = false;
+};
+
+/// Takes usage figures from an OpenAI chat.completion (or a usage chunk).
+void read_openai_usage(const rapidjson::Value& document, RequestRecord& record) {
+    if (!document.IsObject()) return;
+    const auto usage = document.FindMember("usage");
+    if (usage == document.MemberEnd() || !usage->value.IsObject()) return;
+    const auto& u = usage->value;
+    if (u.HasMember("prompt_tokens") && u["prompt_tokens"].IsUint64()) {
+        record.input_tokens = u["prompt_tokens"].GetUint64();
+    }
+    if (u.HasMember("completion_tokens") && u["completion_tokens"].IsUint64()) {
+        record.output_tokens = u["completion_tokens"].GetUint64();
+    }
+}
+
+class Session {
+public:
+    Session(Worker& worker, tcp::socket socket, Listener listener)
+        : worker_(worker),
+          snapshot_(worker.shared.snapshot()),
+          stream_(std::move(socket)),
+          listener_(listener),
+          request_timer_(stream_.get_executor()) {
+        entry_ = worker_.sessions.insert(worker_.sessions.end(), {&stream_, true});
+    }
+    ~Session() { worker_.sessions.erase(entry_); }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    asio::awaitable<void> run();
+
+private:
+    const routing::Config& config() const { return *snapshot_->config; }
+    asio::awaitable<bool> serve_one();
+    asio::awaitable<bool> read_request(http::request_parser<http::string_body>& parser,
+                                       RequestRecord& record);
+    asio::awaitable<bool> handle_api(http::request<http::string_body>& request,
+                                     RequestRecord& record);
+    asio::awaitable<bool> handle_admin(http::request<http::string_body>& request,
+                                       RequestRecord& record);
+    asio::awaitable<bool> reload(RequestRecord& record);
+    bool authenticate(const http::request<http::string_body>& request, RequestRecord& record);
+    asio::awaitable<bool> proxy(http::request<http::string_body>& request, std::string_view suffix,
+                                RequestRecord& record);
+    asio::awaitable<Attempt> attempt(const http::request<http::string_body>& request,
+                                     const rapidjson::Document& document,
+                                     const routing::TargetConfig& target, std::string_view suffix,
+                                     Clock::time_point route_deadline, RequestRecord& record);
+    asio::awaitable<bool> deliver_last_failure(Attempt last, RequestRecord& record);
+    asio::awaitable<Attempt> read_answer(http::response_parser<http::empty_body>& head,
+                                         ConnectionPtr connection,
+                                         std::shared_ptr<UpstreamPool> pool,
+                                         const routing::ProviderConfig* provider,
+                                         Clock::time_point deadline, RequestRecord& record);
+    asio::awaitable<bool> relay_stream(http::response_parser<http::empty_body>& head,
+                                       ConnectionPtr connection,
+                                       std::shared_ptr<UpstreamPool> pool,
+                                       const routing::ProviderConfig* provider,
+                                       Clock::time_point deadline, RequestRecord& record);
+    asio::awaitable<void> pump_events(RelayState* state, RequestRecord* record);
+    asio::awaitable<void> watch_client(RelayState* state);
+    asio::awaitable<bool> send_error(errc code, std::string_view message, RequestRecord& record,
+                                     bool close);
+    asio::awaitable<bool> send_json(unsigned status, std::string body, RequestRecord& record);
+    asio::awaitable<bool> send_response(http::response<http::string_body>& response,
+                                        RequestRecord& record);
+    asio::awaitable<bool> write_chunk(std::string_view data, RequestRecord& record);
+    void add_turnout_headers(http::fields& fields, const RequestRecord& record) const;
+    void start_request_timer();
+    void finish_request(RequestRecord& record) const;
+    bool keep_alive() const { return keep_alive_ && !worker_.shared.draining; }
+
+    Worker& worker_;
+    std::shared_ptr<const Snapshot> snapshot_;  // the config the current request runs on
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    Listener listener_;
+    asio::steady_timer request_timer_;
+    bool request_timed_out_ = false;
+    bool keep_alive_ = true;
+    std::list<SessionEntry>::iterator entry_;
+};
+
+asio::awaitable<void> Session::run() {
+    bool first_request = true;
+    for (;;) {
+        entry_->idle = true;
+        if (worker_.shared.draining) break;
+        if (buffer_.size() == 0) {
+            // Waiting for the next request: the keep-alive idle timeout (client_timeout for
+            // a fresh connection). Nothing is owed to a client that sent nothing.
+            const auto& limits = config().limits;
+            stream_.expires_after(first_request ? limits.client_timeout : limits.keepalive_timeout);
+            auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kReadChunk), kToken);
+            if (ec) break;
+            buffer_.commit(n);
+        }
+        stream_.expires_never();
+        entry_->idle = false;
+        snapshot_ = worker_.shared.snapshot();  // a request runs on the config it started with
+        const bool keep = co_await serve_one();
+        first_request = false;
+        if (!keep) break;
+    }
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+}
+
+void Session::start_request_timer() {
+    // Our own timer rather than tcp_stream's expiry, which would close the socket before
+    // the 408 could be written.
+    request_timed_out_ = false;
+    request_timer_.expires_after(config().limits.client_timeout);
+    request_timer_.async_wait([this](const error_code& ec) {
+        if (ec) return;  // cancelled: the session may already be gone, touch nothing
+        request_timed_out_ = true;
+        error_code ignored;
+        stream_.socket().cancel(ignored);
+    });
+}
+
+asio::awaitable<bool> Session::serve_one() {
+    RequestRecord record;
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(config().limits.max_header_bytes));
+    parser.body_limit(config().limits.max_body_bytes);
+    start_request_timer();
+    const bool complete = co_await read_request(parser, record);
+    request_timer_.cancel();
+    if (!complete) {
+        if (record.status != 0) finish_request(record);
+        co_return false;
+    }
+    auto& request = parser.get();
+    keep_alive_ = request.keep_alive();
+    if (worker_.shared.metrics != nullptr) worker_.shared.metrics->inflight_add(1);
+    const bool keep = listener_ == Listener::api ? co_await handle_api(request, record)
+                                                  : co_await handle_admin(request, record);
+    if (worker_.shared.metrics != nullptr) worker_.shared.metrics->inflight_add(-1);
+    finish_request(record);
+    co_return keep && keep_alive();
+}
+
+/// Reads one request under the limits. False when the connection must close (an error
+/// answer was sent when there was someone to send it to).
+asio::awaitable<bool> Session::read_request(http::request_parser<http::string_body>& parser,
+                                            RequestRecord& record) {
+    auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, kToken);
+    if (!ec) {
+        const auto& head = parser.get();
+        record.method = std::string(head.method_string());
+        record.path = std::string(head.target().substr(0, head.target().find('?')));
+        const auto id = head[kRequestIdHeader];
+        record.request_id_from_client = acceptable_request_id(id);
+        record.request_id = record.request_id_from_client ? std::string(id) : new_request_id();
+        std::vector<HeaderView> fields;
+        for (const auto& field : head) fields.emplace_back(field.name_string(), field.value());
+        const FramingVerdict verdict = check_request_framing(head.version(), fields);
+        if (!verdict.ok) {
+            log_event(gateway_log(), spdlog::level::warn, "rejected request framing",
+                      {{"request_id", record.request_id}, {"reason", verdict.reason}});
+            co_await send_error(errc::bad_request, verdict.reason, record, true);
+            co_return false;
+        }
+        if (head[http::field::expect] == "100-continue") {
+            http::response<http::empty_body> go_on{http::status::continue_, 11};
+            auto [write_ec, written] = co_await http::async_write(stream_, go_on, kToken);
+            ec = write_ec;
+        }
+        if (!ec) std::tie(ec, n) = co_await http::async_read(stream_, buffer_, parser, kToken);
+    }
+    if (record.request_id.empty()) record.request_id = new_request_id();
+    if (!ec) {
+        record.bytes_in = parser.get().body().size();
+        co_return true;
+    }
+    if (request_timed_out_) {
+        co_await send_error(errc::request_timeout, "request not received in time", record, true);
+    } else if (ec == http::error::header_limit) {
+        co_await send_error(errc::headers_too_large, "request header block too large", record,
+                            true);
+    } else if (ec == http::error::body_limit) {
+        co_await send_error(errc::request_too_large, "request body too large", record, true);
+    } else if (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+               ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        co_await send_error(errc::bad_request, "malformed HTTP request: " + ec.message(), record,
+                            true);
+    }
+    co_return false;
+}
+
+void Session::add_turnout_headers(http::fields& fields, const RequestRecord& record) const {
+    fields.set(kRequestIdHeader, record.request_id);
+    fields.set("x-turnout-route", record.route);
+    fields.set("x-turnout-target", record.target);
+}
+
+asio::awaitable<bool> Session::send_response(http::response<http::string_body>& response,
+                                             RequestRecord& record) {
+    add_turnout_headers(response, record);
+    response.keep_alive(keep_alive());
+    response.prepare_payload();
+    record.status = response.result_int();
+    record.bytes_out = response.body().size();
+    stream_.expires_after(config().limits.client_timeout);
+    auto [ec, n] = co_await http::async_write(stream_, response, kToken);
+    if (!record.first_byte) record.first_byte = Clock::now();
+    co_return !ec;
+}
+
+asio::awaitable<bool> Session::send_json(unsigned status, std::string body,
+                                         RequestRecord& record) {
+    http::response<http::string_body> response{static_cast<http::status>(status), 11};
+    response.set(http::field::content_type, "application/json");
+    response.body() = std::move(body);
+    co_return co_await send_response(response, record);
+}
+
+asio::awaitable<bool> Session::send_error(errc code, std::string_view message,
+                                          RequestRecord& record, bool close) {
+    if (close) keep_alive_ = false;
+    const bool sent = co_await send_json(error_shape(code).status,
+                                         openai_error_body(code, message), record);
+    co_return sent && !close;
+}
+
+// ---------------------------------------------------------------------------------------
+// Admin listener
+
+asio::awaitable<ReloadOutcome> run_reload(Shared* shared) { co_return shared->reload(); }
+
+asio::awaitable<bool> Session::reload(RequestRecord& record) {
+    // Reloads run on the control thread, one at a time, off every worker's data path.
+    const ReloadOutcome outcome = co_await asio::co_spawn(
+        *worker_.shared.control, run_reload(&worker_.shared), asio::use_awaitable);
+    rapidjson::StringBuffer out;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(out);
+    writer.StartObject();
+    writer.Key("status");
+    writer.String(outcome.ok ? "reloaded" : "rejected");
+    writer.Key("errors");
+    writer.StartArray();
+    for (const auto& error : outcome.errors) writer.String(error);
+    writer.EndArray();
+    writer.EndObject();
+    co_return co_await send_json(outcome.ok ? 200 : 400, {out.GetString(), out.GetSize()},
+                                 record);
+}
+
+asio::awaitable<bool> Session::handle_admin(http::request<http::string_body>& request,
+                                            RequestRecord& record) {
+    const bool get = request.method() == http::verb::get;
+    if (get && record.path == "/healthz") {
+        co_return co_await send_json(200, R"({"status":"ok"})", record);
+    }
+    if (get && record.path == "/readyz") {
+        if (worker_.shared.draining) {
+            co_return co_await send_json(503, R"({"status":"draining"})", record);
+        }
+        co_return co_await send_json(200, R"({"status":"ready"})", record);
+    }
+    if (get && record.path == "/metrics" && worker_.shared.metrics != nullptr) {
+        http::response<http::string_body> response{http::status::ok, 11};
+        response.set(http::field::content_type, metrics::Metrics::kContentType);
+        response.body() = worker_.shared.metrics->render();
+        co_return co_await send_response(response, record);
+    }
+    if (record.path.starts_with("/admin/")) {
+        const std::string& token = snapshot_->admin_token;
+        const auto presented = routing::bearer_token(request[http::field::authorization]);
+        if (!token.empty() && !routing::constant_time_equal(presented, token)) {
+            co_return co_await send_error(errc::unauthorized, "missing or wrong admin token",
+                                          record, false);
+        }
+        if (record.path == "/admin/reload" && request.method() == http::verb::post) {
+            co_return co_await reload(record);
+        }
+    }
+    co_return co_await send_error(errc::not_found, "no such admin path", record, false);
+}
+
+// ---------------------------------------------------------------------------------------
+// API listener
+
+asio::awaitable<bool> Session::handle_api(http::request<http::string_body>& request,
+                                          RequestRecord& record) {
+    static constexpr std::string_view kProxied[] = {"/v1/chat/completions", "/v1/completions",
+                                                    "/v1/embeddings"};
+    if (!authenticate(request, record)) {
+        co_return co_await send_error(errc::unauthorized, "invalid API key", record, false);
+    }
+    if (record.path == "/v1/models") {
+        if (request.method() != http::verb::get) {
+            co_return co_await send_error(errc::method_not_allowed, "use GET", record, false);
+        }
+        co_return co_await send_json(200, snapshot_->models_json, record);
+    }
+    for (const std::string_view path : kProxied) {
+        if (record.path != path) continue;
+        if (request.method() != http::verb::post) {
+            co_return co_await send_error(errc::method_not_allowed, "use POST", record, false);
+        }
+        co_return co_await proxy(request, path.substr(3), record);  // drop "/v1"
+    }
+    co_return co_await send_error(errc::not_found, "unknown path " + record.path, record, false);
+}
+
+/// Client keys (`keys:`), as `Authorization: Bearer` or `x-api-key`. The key's name, never
+/// the key, goes on to routing and the log.
+bool Session::authenticate(const http::request<http::string_body>& request,
+                           RequestRecord& record) {
+    const auto& keys = *snapshot_->keys;
+    if (!keys.enabled()) return true;
+    std::string_view presented = routing::bearer_token(request[http::field::authorization]);
+    if (presented.empty()) presented = request["x-api-key"];
+    const auto name = keys.authenticate(presented);
+    if (!name) return false;
+    record.key_name = std::string(*name);
+    return true;
+}
+
+/// Sets the top-level fields of the JSON object `fields_json` on `into`, replacing any there.
+void overlay_fields(rapidjson::Document& into, std::string_view fields_json) {
+    rapidjson::Document fields;
+    fields.Parse(fields_json.data(), fields_json.size());
+    if (!fields.IsObject()) return;  // the loader only stores objects
+    for (auto& member : fields.GetObject()) {
+        into.RemoveMember(member.name);
+        rapidjson::Value name(member.name, into.GetAllocator());
+        rapidjson::Value value(member.value, into.GetAllocator());
+        into.AddMember(name, value, into.GetAllocator());
+    }
+}
+
+std::string to_json(const rapidjson::Document& document) {
+    rapidjson::StringBuffer out;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(out);
+    document.Accept(writer);
+    return {out.GetString(), out.GetSize()};
+}
+
+/// The provider's extra body fields with the target's on top (field by field).
+std::string merged_extra_body(const std::string& provider_fields,
+                              const std::string& target_fields) {
+    if (provider_fields.empty() || target_fields.empty()) {
+        return provider_fields.empty() ? target_fields : provider_fields;
+    }
+    rapidjson::Document merged;
+    merged.Parse(provider_fields.data(), provider_fields.size());
+    overlay_fields(merged, target_fields);
+    return to_json(merged);
+}
+
+/// The upstream body for one target: the client's bytes as they are, unless the model name,
+/// the provider kind or extra body fields (fast mode) require a rewrite.
+std::string upstream_body(const http::request<http::string_body>& request,
+                          const rapidjson::Document& document, const routing::TargetConfig& target,
+                          const routing::ProviderConfig& provider, std::string& error) {
+    const std::string merged = merged_extra_body(provider.extra_body_json, target.extra_body_json);
+    const std::string_view extra = merged;
+    if (provider.kind == routing::ProviderKind::anthropic) {
+        auto translated = anthropic::translate_request(document, target.model,
+                                                       provider.max_tokens_default, extra);
+        error = std::move(translated.error);
+        return std::move(translated.body);
+    }
+    const auto& model = document["model"];
+    if (extra.empty() && std::string_view(model.GetString(), model.GetStringLength()) ==
+                             target.model) {
+        return request.body();
+    }
+    rapidjson::Document copy;
+    copy.CopyFrom(document, copy.GetAllocator());
+    copy["model"].SetString(target.model.data(),
+                            static_cast<rapidjson::SizeType>(target.model.size()),
+                            copy.GetAllocator());
+    if (!extra.empty()) overlay_fields(copy, extra);
+    return to_json(copy);
+}
+
+/// The upstream request: the client's end-to-end headers, the provider's credentials
+/// instead of the client's, provider and target headers on top.
+http::request<http::string_body> make_upstream_request(
+    const http::request<http::string_body>& client, const routing::ProviderConfig& provider,
+    const routing::TargetConfig& target, std::string_view suffix, std::string body,
+    const Snapshot& snapshot, const RequestRecord& record) {
+    const bool anthropic = provider.kind == routing::ProviderKind::anthropic;
+    const std::string path = provider.address.base_path +
+                             (anthropic ? std::string("/v1/messages") : std::string(suffix));
+    http::request<http::string_body> upstream{http::verb::post, path, 11};
+    const ConnectionTokens connection = connection_tokens(client);
+    for (const auto& field : client) {
+        if (forward_request_header(field.name_string(), connection)) {
+            upstream.insert(field.name_string(), field.value());
+        }
+    }
+    const auto& address = provider.address;
+    const bool default_port = address.port == (address.tls ? 443 : 80);
+    upstream.set(http::field::host,
+                 default_port ? address.host : address.host + ":" + std::to_string(address.port));
+    if (const auto auth = snapshot.provider_auth.find(provider.name);
+        auth != snapshot.provider_auth.end()) {
+        upstream.set(anthropic ? "x-api-key" : "authorization", auth->second);
+    }
+    if (anthropic) upstream.set("anthropic-version", "2023-06-01");
+    for (const auto& [name, value] : provider.headers) upstream.set(name, value);
+    for (const auto& [name, value] : target.headers) upstream.set(name, value);
+    upstream.set(kRequestIdHeader, record.request_id);
+    upstream.set(http::field::content_type, "application/json");
+    upstream.keep_alive(true);
+    upstream.body() = std::move(body);
+    upstream.prepare_payload();
+    return upstream;
+}
+
+asio::awaitable<bool> Session::proxy(http::request<http::string_body>& request,
+                                     std::string_view suffix, RequestRecord& record) {
+    rapidjson::Document document;
+    // Iterative: a deeply nested body must not exhaust the stack.
+    document.Parse<rapidjson::kParseIterativeFlag>(request.body().data(), request.body().size());
+    if (document.HasParseError() || !document.IsObject()) {
+        co_return co_await send_error(errc::invalid_json, "request body is not a JSON object",
+                                      record, false);
+    }
+    const auto model_member = document.FindMember("model");
+    if (model_member == document.MemberEnd() || !model_member->value.IsString()) {
+        co_return co_await send_error(errc::missing_model, "request has no string 'model'",
+                                      record, false);
+    }
+    const std::string_view model(model_member->value.GetString(),
+                                 model_member->value.GetStringLength());
+    const auto stream_member = document.FindMember("stream");
+    record.stream = stream_member != document.MemberEnd() && stream_member->value.IsBool() &&
+                    stream_member->value.GetBool();
+    if (record.stream && document.HasMember("stream_options") &&
+        document["stream_options"].IsObject() &&
+        document["stream_options"].HasMember("include_usage") &&
+        document["stream_options"]["include_usage"].IsBool()) {
+        record.include_usage = document["stream_options"]["include_usage"].GetBool();
+    }
+
+    std::vector<std::pair<std::string_view, std::string_view>> headers;
+    for (const auto& field : request) headers.emplace_back(field.name_string(), field.value());
+    routing::RequestFacts facts;
+    facts.model = model;
+    facts.request_id = record.request_id;
+    facts.request_id_from_client = record.request_id_from_client;
+    facts.key_name = record.key_name;
+    facts.headers = &headers;
+    const auto decision = snapshot_->routes->decide(facts, routing::RouteStates{});
+    if (!decision) {
+        co_return co_await send_error(errc::model_not_found,
+                                      "no route for model '" + std::string(model) + "'", record,
+                                      false);
+    }
+    const routing::RouteConfig& route = *decision->route;
+    record.route = route.name;
+
+    std::vector<routing::TargetConfig> chain{decision->target};
+    chain.insert(chain.end(), decision->fallbacks.begin(), decision->fallbacks.end());
+    const auto route_deadline = record.start + route.timeout;
+    Attempt last;
+    last.failure = UpstreamFailure::timeout;  // what remains when the deadline stops us first
+    for (const auto& target : chain) {
+        for (std::uint32_t retry = 0; retry <= route.retries.attempts; ++retry) {
+            if (retry > 0) {
+                // Exponential backoff with full jitter, never past the route's deadline.
+                thread_local std::mt19937_64 rng{std::random_device{}()};
+                const auto cap = route.retries.backoff * (1u << std::min(retry - 1, 10u));
+                const auto delay = Duration(std::uniform_int_distribution<std::int64_t>(
+                    cap.count() / 2, std::max<std::int64_t>(cap.count(), 1))(rng));
+                if (Clock::now() + delay >= route_deadline) break;
+                asio::steady_timer pause(stream_.get_executor(), delay);
+                co_await pause.async_wait(kToken);
+            }
+            if (Clock::now() >= route_deadline) break;
+            last = co_await attempt(request, document, target, suffix, route_deadline, record);
+            if (last.result == Attempt::Result::delivered) co_return last.keep_alive;
+        }
+    }
+    co_return co_await deliver_last_failure(std::move(last), record);
+}
+
+/// Nothing answered well: pass the last upstream answer on (a 429 keeps its retry-after),
+/// or 502/504 from the gateway itself.
+asio::awaitable<bool> Session::deliver_last_failure(Attempt last, RequestRecord& record) {
+    if (last.answer) co_return co_await send_response(*last.answer, record);
+    if (last.failure == UpstreamFailure::timeout) {
+        co_return co_await send_error(errc::upstream_timeout, "upstream timed out", record,
+                                      false);
+    }
+    co_return co_await send_error(
+        errc::upstream_unavailable,
+        "upstream unavailable (" + std::string(to_string(last.failure)) + ")", record, false);
+}
+
+asio::awaitable<Attempt> Session::attempt(const http::request<http::string_body>& request,
+                                          const rapidjson::Document& document,
+                                          const routing::TargetConfig& target,
+                                          std::string_view suffix,
+                                          Clock::time_point route_deadline,
+                                          RequestRecord& record) {
+    ++record.attempts;
+    const routing::ProviderConfig* provider = config().find_provider(target.provider);
+    record.target = target.provider + "/" + target.model;
+    record.metrics = worker_.target_metrics(record.route, target, provider->price);
+    Attempt outcome;
+    outcome.result = Attempt::Result::delivered;
+    if (provider->kind == routing::ProviderKind::anthropic && suffix != "/chat/completions") {
+        outcome.keep_alive = co_await send_error(
+            errc::unsupported, "anthropic providers serve only /v1/chat/completions", record,
+            false);
+        co_return outcome;
+    }
+    std::string error;
+    std::string body = upstream_body(request, document, target, *provider, error);
+    if (!error.empty()) {
+        outcome.keep_alive = co_await send_error(errc::invalid_request, error, record, false);
+        co_return outcome;
+    }
+    const auto deadline = std::min(route_deadline, Clock::now() + provider->timeout);
+    std::shared_ptr<UpstreamPool> pool = worker_.pools.at(provider->name);
+    auto upstream_request = make_upstream_request(request, *provider, target, suffix,
+                                                  std::move(body), *snapshot_, record);
+    const auto upstream_start = Clock::now();
+
+    auto acquired = co_await pool->acquire(deadline);
+    error_code ec = acquired ? error_code{} : acquired.error();
+    ConnectionPtr connection = acquired ? std::move(*acquired) : nullptr;
+    std::optional<http::response_parser<http::empty_body>> head;
+    head.emplace();
+    // A reused keep-alive connection may have been closed by the upstream just now: one
+    // retry on a fresh connection when nothing at all came back.
+    for (int tries = 0; connection && tries < 2; ++tries) {
+        // A non-streamed answer's head comes only after the whole generation: the deadline
+        // alone bounds it. A stream's head (its first token) must come within
+        // first_byte_timeout.
+        connection->tcp().expires_at(
+            record.stream ? std::min(deadline, Clock::now() + provider->first_byte_timeout)
+                          : deadline);
+        std::size_t n = 0;
+        std::tie(ec, n) = co_await connection->write(upstream_request);
+        if (!ec) std::tie(ec, n) = co_await connection->read_header(*head);
+        if (!ec) break;
+        const bool stale = connection->reused && tries == 0 &&
+                           classify_upstream_error(ec) == UpstreamFailure::reset &&
+                           connection->buffer().size() == 0;
+        pool->release(std::move(connection), false);
+        if (!stale) break;
+        head.emplace();
+        auto fresh = co_await pool->connect_new(deadline);
+        if (!fresh) {
+            ec = fresh.error();
+            break;
+        }
+        connection = std::move(*fresh);
+    }
+    if (ec) {
+        record.upstream_time += Clock::now() - upstream_start;
+        outcome.result = Attempt::Result::failed;
+        outcome.failure = classify_upstream_error(ec);
+        record.upstream_failure = to_string(outcome.failure);
+        if (record.metrics) record.metrics->upstream_error(metrics_kind(outcome.failure));
+        log_event(gateway_log(), spdlog::level::warn, "upstream attempt failed",
+                  {{"request_id", record.request_id},
+                   {"route", record.route},
+                   {"target", record.target},
+                   {"attempt", static_cast<std::int64_t>(record.attempts)},
+                   {"kind", to_string(outcome.failure)},
+                   {"error", ec.message()}});
+        co_return outcome;
+    }
+    const auto content_type = head->get()[http::field::content_type];
+    if (head->get().result_int() == 200 && content_type.substr(0, 17) == "text/event-stream") {
+        outcome.keep_alive = co_await relay_stream(*head, std::move(connection), std::move(pool),
+                                                   provider, deadline, record);
+        record.upstream_time += Clock::now() - upstream_start;
+        co_return outcome;
+    }
+    outcome = co_await read_answer(*head, std::move(connection), std::move(pool), provider,
+                                   deadline, record);
+    record.upstream_time += Clock::now() - upstream_start;
+    co_return outcome;
+}
+
+/// Reads a whole (non-streamed) answer. Success and client errors are delivered at once;
+/// a 5xx or 429 is kept for the caller, which may try elsewhere or pass it on.
+asio::awaitable<Attempt> Session::read_answer(http::response_parser<http::empty_body>& head,
+                                              ConnectionPtr connection,
+                                              std::shared_ptr<UpstreamPool> pool,
+                                              const routing::ProviderConfig* provider,
+                                              Clock::time_point deadline,
+                                              RequestRecord& record) {
+    Attempt outcome;
+    http::response_parser<http::string_body> parser{std::move(head)};
+    parser.body_limit(kMaxUpstreamBody);
+    connection->tcp().expires_at(deadline);
+    auto [ec, n] = co_await connection->read_all(parser);
+    if (ec) {
+        pool->release(std::move(connection), false);
+        outcome.failure = classify_upstream_error(ec);
+        record.upstream_failure = to_string(outcome.failure);
+        if (record.metrics) record.metrics->upstream_error(metrics_kind(outcome.failure));
+        co_return outcome;
+    }
+    pool->release(std::move(connection), parser.keep_alive());
+
+    auto upstream = parser.release();
+    http::response<http::string_body> response{upstream.result(), 11};
+    copy_response_headers(upstream, response);
+    response.body() = std::move(upstream.body());
+    const unsigned status = response.result_int();
+    const bool anthropic = provider->kind == routing::ProviderKind::anthropic;
+    if (anthropic && status == 200) {
+        auto translated =
+            anthropic::translate_response(response.body(), record.request_id,
+                                          std::string_view(record.target).substr(
+                                              record.target.find('/') + 1));
+        if (!translated.error.empty()) {
+            outcome.failure = UpstreamFailure::protocol;
+            record.upstream_failure = to_string(outcome.failure);
+            co_return outcome;
+        }
+        response.body() = std::move(translated.body);
+        record.input_tokens = translated.usage.input_tokens +
+                              translated.usage.cache_read_input_tokens +
+                              translated.usage.cache_creation_input_tokens;
+        record.output_tokens = translated.usage.output_tokens;
+        record.speed = translated.speed;
+        response.set(http::field::content_type, "application/json");
+    } else if (anthropic) {
+        response.body() = anthropic::translate_error(response.body(), status);
+        response.set(http::field::content_type, "application/json");
+    } else if (status == 200) {
+        rapidjson::Document answer;
+        answer.Parse(response.body().data(), response.body().size());
+        if (!answer.HasParseError()) read_openai_usage(answer, record);
+    }
+    if (retryable_status(status)) {
+        if (record.metrics) {
+            record.metrics->upstream_error(status == 429 ? metrics::UpstreamErrorKind::status_429
+                                                         : metrics::UpstreamErrorKind::status_5xx);
+        }
+        log_event(gateway_log(), spdlog::level::warn, "upstream attempt failed",
+                  {{"request_id", record.request_id},
+                   {"route", record.route},
+                   {"target", record.target},
+                   {"attempt", static_cast<std::int64_t>(record.attempts)},
+                   {"status", static_cast<std::int64_t>(status)}});
+        outcome.result = Attempt::Result::upstream_status;
+        outcome.answer = std::move(response);
+        co_return outcome;
+    }
+    outcome.result = Attempt::Result::delivered;
+    outcome.keep_alive = co_await send_response(response, record);
+    co_return outcome;
+}
+
+asio::awaitable<bool> Session::write_chunk(std::string_view data, RequestRecord& record) {
+    stream_.expires_after(config().limits.client_timeout);  // a client too slow to read
+    auto [ec, n] = co_await asio::async_write(
+        stream_, http::make_chunk(asio::const_buffer(data.data(), data.size())), kToken);
+    if (ec) co_return false;
+    record.bytes_out += data.size();
+    if (!record.first_byte) record.first_byte = Clock::now();
+    co_return true;
+}
+
+asio::awaitable<bool> Session::relay_stream(http::response_parser<http::empty_body>& head,
+                                            ConnectionPtr connection,
+                                            std::shared_ptr<UpstreamPool> pool,
+                                            const routing::ProviderConfig* provider,
+                                            Clock::time_point deadline, RequestRecord& record) {
+    http::response_parser<http::buffer_body> parser{std::move(head)};
+    parser.body_limit(boost::none);  // bounded by the deadline instead
+
+    http::response<http::empty_body> response{parser.get().result(), 11};
+    copy_response_headers(parser.get(), response);
+    add_turnout_headers(response, record);
+    response.set(http::field::cache_control, "no-cache");
+    response.keep_alive(keep_alive());
+    response.chunked(true);
+    record.status = response.result_int();
+    http::response_serializer<http::empty_body> serializer{response};
+    stream_.expires_after(config().limits.client_timeout);
+    auto [ec, n] = co_await http::async_write_header(stream_, serializer, kToken);
+    if (ec) {
+        pool->release(std::move(connection), false);
+        record.client_gone = true;
+        co_return false;
+    }
+
+    std::optional<anthropic::StreamTranslator> translator;
+    if (provider->kind == routing::ProviderKind::anthropic) {
+        translator.emplace(record.request_id,
+                           std::string(std::string_view(record.target)
+                                           .substr(record.target.find('/') + 1)),
+                           record.include_usage);
+    }
+    using namespace asio::experimental::awaitable_operators;
+    RelayState state{connection.get(), &parser, translator ? &*translator : nullptr,
+                     deadline, provider->stream_idle_timeout, std::nullopt, false, false};
+    co_await (pump_events(&state, &record) || watch_client(&state));
+    if (translator) {
+        const auto& usage = translator->usage();
+        record.input_tokens = usage.input_tokens + usage.cache_read_input_tokens +
+                              usage.cache_creation_input_tokens;
+        record.output_tokens = usage.output_tokens;
+        record.speed = translator->speed();
+    }
+
+    if (state.client_gone) {
+        record.client_gone = true;
+        pool->release(std::move(connection), false);
+        co_return false;
+    }
+    if (state.translator_failed) {  // the error frame is out already
+        pool->release(std::move(connection), false);
+        co_await asio::async_write(stream_, http::make_chunk_last(), kToken);
+        co_return false;
+    }
+    if (state.failure) {
+        pool->release(std::move(connection), false);
+        record.upstream_failure = to_string(*state.failure);
+        if (record.metrics) record.metrics->upstream_error(metrics_kind(*state.failure));
+        log_event(gateway_log(), spdlog::level::warn, "upstream stream failed",
+                  {{"request_id", record.request_id},
+                   {"target", record.target},
+                   {"kind", to_string(*state.failure)}});
+        const std::string frame =
+            "data: " +
+            openai_error_body(errc::upstream_stream_failed,
+                              "upstream stream failed (" +
+                                  std::string(to_string(*state.failure)) + ")") +
+            "\n\n";
+        if (co_await write_chunk(frame, record)) {
+            co_await asio::async_write(stream_, http::make_chunk_last(), kToken);
+        }
+        co_return false;  // the client must not reuse a connection after a broken stream
+    }
+    pool->release(std::move(connection), parser.keep_alive());
+    stream_.expires_after(config().limits.client_timeout);
+    auto [last_ec, last_n] = co_await asio::async_write(stream_, http::make_chunk_last(), kToken);
+    co_return !last_ec;
+}
+
+/// Relays whole SSE events as they complete, each batch in its own chunk, never the whole
+/// body; Anthropic events are translated on the way.
+asio::awaitable<void> Session::pump_events(RelayState* state, RequestRecord* record) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    SseSplitter splitter(kMaxSseEvent);
+    std::array<char, kReadChunk> chunk;
+    std::string events;
+    auto& parser = *state->parser;
+    while (!parser.is_done()) {
+        parser.get().body().data = chunk.data();
+        parser.get().body().size = chunk.size();
+        state->upstream->tcp().expires_at(
+            std::min(state->deadline, Clock::now() + state->idle_timeout));
+        auto [ec, n] = co_await state->upstream->read_some(parser);
+        if (ec == http::error::need_buffer) ec = {};
+        if (state->client_gone) co_return;
+        if (ec) {
+            state->failure = classify_upstream_error(ec);
+            co_return;
+        }
+        splitter.feed({chunk.data(), chunk.size() - parser.get().body().size});
+        events.clear();
+        while (auto event = splitter.next_event()) {
+            if (state->translator != nullptr) {
+                events += state->translator->on_event(*event);
+                if (state->translator->failed()) break;
+            } else {
+                if (record->include_usage && event->find("\"usage\"") != std::string::npos) {
+                    rapidjson::Document chunk_json;
+                    const std::string data = sse_event_data(*event);
+                    chunk_json.Parse(data.data(), data.size());
+                    if (!chunk_json.HasParseError()) read_openai_usage(chunk_json, *record);
+                }
+                events += *event;
+            }
+        }
+        if (splitter.overflowed()) {
+            state->failure = UpstreamFailure::protocol;
+            co_return;
+        }
+        if (!events.empty() && !co_await write_chunk(events, *record)) {
+            state->client_gone = true;
+            co_return;
+        }
+        if (state->translator != nullptr && state->translator->failed()) {
+            state->translator_failed = true;
+            co_return;
+        }
+    }
+}
+
+/// Notices a client that hangs up while the upstream is still thinking, and closes the
+/// upstream so the provider stops generating (and billing).
+asio::awaitable<void> Session::watch_client(RelayState* state) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    auto [ec] = co_await stream_.socket().async_wait(tcp::socket::wait_read, kToken);
+    if (ec == asio::error::operation_aborted) co_return;  // the relay finished first
+    char byte = 0;
+    const ssize_t n = ec ? 0 : ::recv(stream_.socket().native_handle(), &byte, 1,
+                                      MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+        // A pipelined next request, not a hang-up: stay out of the relay's way.
+        asio::steady_timer forever(stream_.get_executor(), Clock::time_point::max());
+        co_await forever.async_wait(kToken);
+        co_return;
+    }
+    state->client_gone = true;
+    state->upstream->close();
+}
+
+/// The access-log line and the request's metrics.
+void Session::finish_request(RequestRecord& record) const {
+    const auto now = Clock::now();
+    const double duration = seconds_between(record.start, now);
+    const double ttfb = record.first_byte ? seconds_between(record.start, *record.first_byte)
+                                          : -1.0;
+    const double overhead =
+        std::max(0.0, duration - std::chrono::duration<double>(record.upstream_time).count());
+    if (listener_ == Listener::api && worker_.shared.metrics != nullptr) {
+        if (!record.metrics) record.metrics = worker_.unmatched_metrics();
+        record.metrics->request(record.status, duration);
+        if (ttfb >= 0) record.metrics->time_to_first_token(ttfb);
+        record.metrics->tokens(record.input_tokens, record.output_tokens);
+        record.metrics->overhead(overhead);
+    }
+    log_event(access_log(), spdlog::level::info, "request",
+              {{"request_id", record.request_id},
+               {"listener", listener_ == Listener::api ? "api" : "admin"},
+               {"method", record.method},
+               {"path", record.path},
+               {"key", record.key_name},
+               {"route", record.route},
+               {"target", record.target},
+               {"status", static_cast<std::int64_t>(record.status)},
+               {"attempts", static_cast<std::int64_t>(record.attempts)},
+               {"bytes_in", static_cast<std::int64_t>(record.bytes_in)},
+               {"bytes_out", static_cast<std::int64_t>(record.bytes_out)},
+               {"input_tokens", static_cast<std::int64_t>(record.input_tokens)},
+               {"output_tokens", static_cast<std::int64_t>(record.output_tokens)},
+               {"duration_ms", duration * 1000.0},
+               {"ttfb_ms", ttfb * 1000.0},
+               {"overhead_ms", overhead * 1000.0},
+               {"stream", record.stream},
+               {"client_gone", record.client_gone},
+               {"upstream_failure", record.upstream_failure},
+               {"speed", record.speed ? std::string_view(*record.speed) : std::string_view()}});
+}
+
+}  // namespace
+
+asio::awaitable<void> run_session(Worker* worker, tcp::socket socket, Listener listener) {
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    {
+        Session session(*worker, std::move(socket), listener);
+        co_await session.run();
+    }
+    --worker->connections;
+    --worker->shared.open_connections;
+    if (worker->accept_waiter != nullptr) worker->accept_waiter->cancel();
+}
+
+}  // namespace turnout::gateway
