@@ -19,6 +19,7 @@
 #include "gateway/logging.hpp"
 #include "gateway/runtime.hpp"
 #include "gateway/sse.hpp"
+#include "gateway/upstream_body.hpp"
 
 namespace turnout::gateway {
 namespace {
@@ -444,100 +445,6 @@ bool Session::authenticate(const http::request<http::string_body>& request,
     return true;
 }
 
-/// Sets the top-level fields of the JSON object `fields_json` on `into`, replacing any there.
-void overlay_fields(rapidjson::Document& into, std::string_view fields_json) {
-    rapidjson::Document fields;
-    fields.Parse(fields_json.data(), fields_json.size());
-    if (!fields.IsObject()) return;  // the loader only stores objects
-    for (auto& member : fields.GetObject()) {
-        into.RemoveMember(member.name);
-        rapidjson::Value name(member.name, into.GetAllocator());
-        rapidjson::Value value(member.value, into.GetAllocator());
-        into.AddMember(name, value, into.GetAllocator());
-    }
-}
-
-std::string to_json(const rapidjson::Document& document) {
-    rapidjson::StringBuffer out;
-    rapidjson::Writer<rapidjson::StringBuffer> writer(out);
-    document.Accept(writer);
-    return {out.GetString(), out.GetSize()};
-}
-
-/// The provider's extra body fields with the target's on top (field by field).
-std::string merged_extra_body(const std::string& provider_fields,
-                              const std::string& target_fields) {
-    if (provider_fields.empty() || target_fields.empty()) {
-        return provider_fields.empty() ? target_fields : provider_fields;
-    }
-    rapidjson::Document merged;
-    merged.Parse(provider_fields.data(), provider_fields.size());
-    overlay_fields(merged, target_fields);
-    return to_json(merged);
-}
-
-/// The upstream body for one target: the client's bytes as they are, unless the model name,
-/// the provider kind or extra body fields (fast mode) require a rewrite.
-std::string upstream_body(const http::request<http::string_body>& request,
-                          const rapidjson::Document& document, const routing::TargetConfig& target,
-                          const routing::ProviderConfig& provider, std::string& error) {
-    const std::string merged = merged_extra_body(provider.extra_body_json, target.extra_body_json);
-    const std::string_view extra = merged;
-    if (provider.kind == routing::ProviderKind::anthropic) {
-        auto translated = anthropic::translate_request(document, target.model,
-                                                       provider.max_tokens_default, extra);
-        error = std::move(translated.error);
-        return std::move(translated.body);
-    }
-    const auto& model = document["model"];
-    if (extra.empty() && std::string_view(model.GetString(), model.GetStringLength()) ==
-                             target.model) {
-        return request.body();
-    }
-    rapidjson::Document copy;
-    copy.CopyFrom(document, copy.GetAllocator());
-    copy["model"].SetString(target.model.data(),
-                            static_cast<rapidjson::SizeType>(target.model.size()),
-                            copy.GetAllocator());
-    if (!extra.empty()) overlay_fields(copy, extra);
-    return to_json(copy);
-}
-
-/// The upstream request: the client's end-to-end headers, the provider's credentials
-/// instead of the client's, provider and target headers on top.
-http::request<http::string_body> make_upstream_request(
-    const http::request<http::string_body>& client, const routing::ProviderConfig& provider,
-    const routing::TargetConfig& target, std::string_view suffix, std::string body,
-    const Snapshot& snapshot, const RequestRecord& record) {
-    const bool anthropic = provider.kind == routing::ProviderKind::anthropic;
-    const std::string path = provider.address.base_path +
-                             (anthropic ? std::string("/v1/messages") : std::string(suffix));
-    http::request<http::string_body> upstream{http::verb::post, path, 11};
-    const ConnectionTokens connection = connection_tokens(client);
-    for (const auto& field : client) {
-        if (forward_request_header(field.name_string(), connection)) {
-            upstream.insert(field.name_string(), field.value());
-        }
-    }
-    const auto& address = provider.address;
-    const bool default_port = address.port == (address.tls ? 443 : 80);
-    upstream.set(http::field::host,
-                 default_port ? address.host : address.host + ":" + std::to_string(address.port));
-    if (const auto auth = snapshot.provider_auth.find(provider.name);
-        auth != snapshot.provider_auth.end()) {
-        upstream.set(anthropic ? "x-api-key" : "authorization", auth->second);
-    }
-    if (anthropic) upstream.set("anthropic-version", "2023-06-01");
-    for (const auto& [name, value] : provider.headers) upstream.set(name, value);
-    for (const auto& [name, value] : target.headers) upstream.set(name, value);
-    upstream.set(kRequestIdHeader, record.request_id);
-    upstream.set(http::field::content_type, "application/json");
-    upstream.keep_alive(true);
-    upstream.body() = std::move(body);
-    upstream.prepare_payload();
-    return upstream;
-}
-
 asio::awaitable<bool> Session::proxy(http::request<http::string_body>& request,
                                      std::string_view suffix, RequestRecord& record) {
     rapidjson::Document document;
@@ -638,49 +545,26 @@ asio::awaitable<Attempt> Session::attempt(const http::request<http::string_body>
         co_return outcome;
     }
     std::string error;
-    std::string body = upstream_body(request, document, target, *provider, error);
+    std::string body = upstream_body(request.body(), document, target, *provider, error);
     if (!error.empty()) {
         outcome.keep_alive = co_await send_error(errc::invalid_request, error, record, false);
         co_return outcome;
     }
     const auto deadline = std::min(route_deadline, Clock::now() + provider->timeout);
     std::shared_ptr<UpstreamPool> pool = worker_.pools.at(provider->name);
-    auto upstream_request = make_upstream_request(request, *provider, target, suffix,
-                                                  std::move(body), *snapshot_, record);
+    const auto credential = snapshot_->provider_auth.find(provider->name);
+    auto upstream_request = make_upstream_request(
+        &request, *provider, target, suffix, std::move(body),
+        credential == snapshot_->provider_auth.end() ? std::string_view() : credential->second,
+        record.request_id);
     const auto upstream_start = Clock::now();
-
-    auto acquired = co_await pool->acquire(deadline);
-    error_code ec = acquired ? error_code{} : acquired.error();
-    ConnectionPtr connection = acquired ? std::move(*acquired) : nullptr;
-    std::optional<http::response_parser<http::empty_body>> head;
-    head.emplace();
-    // A reused keep-alive connection may have been closed by the upstream just now: one
-    // retry on a fresh connection when nothing at all came back.
-    for (int tries = 0; connection && tries < 2; ++tries) {
-        // A non-streamed answer's head comes only after the whole generation: the deadline
-        // alone bounds it. A stream's head (its first token) must come within
-        // first_byte_timeout.
-        connection->tcp().expires_at(
-            record.stream ? std::min(deadline, Clock::now() + provider->first_byte_timeout)
-                          : deadline);
-        std::size_t n = 0;
-        std::tie(ec, n) = co_await connection->write(upstream_request);
-        if (!ec) std::tie(ec, n) = co_await connection->read_header(*head);
-        if (!ec) break;
-        const bool stale = connection->reused && tries == 0 &&
-                           classify_upstream_error(ec) == UpstreamFailure::reset &&
-                           connection->buffer().size() == 0;
-        pool->release(std::move(connection), false);
-        if (!stale) break;
-        head.emplace();
-        auto fresh = co_await pool->connect_new(deadline);
-        if (!fresh) {
-            ec = fresh.error();
-            break;
-        }
-        connection = std::move(*fresh);
-    }
-    if (ec) {
+    // A non-streamed answer's head comes only after the whole generation: the deadline alone
+    // bounds it. A stream's head (its first token) must come within first_byte_timeout.
+    const auto head_deadline =
+        record.stream ? Clock::now() + provider->first_byte_timeout : deadline;
+    HeadExchange exchange = co_await exchange_head(pool, &upstream_request, deadline, head_deadline);
+    if (exchange.ec) {
+        const error_code ec = exchange.ec;
         record.upstream_time += Clock::now() - upstream_start;
         outcome.result = Attempt::Result::failed;
         outcome.failure = classify_upstream_error(ec);
@@ -695,15 +579,16 @@ asio::awaitable<Attempt> Session::attempt(const http::request<http::string_body>
                    {"error", ec.message()}});
         co_return outcome;
     }
-    const auto content_type = head->get()[http::field::content_type];
-    if (head->get().result_int() == 200 && content_type.substr(0, 17) == "text/event-stream") {
-        outcome.keep_alive = co_await relay_stream(*head, std::move(connection), std::move(pool),
-                                                   provider, deadline, record);
+    auto& head = *exchange.head;
+    const auto content_type = head.get()[http::field::content_type];
+    if (head.get().result_int() == 200 && content_type.substr(0, 17) == "text/event-stream") {
+        outcome.keep_alive = co_await relay_stream(head, std::move(exchange.connection),
+                                                   std::move(pool), provider, deadline, record);
         record.upstream_time += Clock::now() - upstream_start;
         co_return outcome;
     }
-    outcome = co_await read_answer(*head, std::move(connection), std::move(pool), provider,
-                                   deadline, record);
+    outcome = co_await read_answer(head, std::move(exchange.connection), std::move(pool),
+                                   provider, deadline, record);
     record.upstream_time += Clock::now() - upstream_start;
     co_return outcome;
 }

@@ -109,6 +109,41 @@ private:
     std::deque<asio::steady_timer*> waiters_;
 };
 
+/// The upstream request: the client's end-to-end headers (`client_headers`, null for calls
+/// the gateway makes itself), the provider's credential instead of the client's, provider and
+/// target headers on top. `credential` is the full header value ("" = none); a secret.
+http::request<http::string_body> make_upstream_request(const http::fields* client_headers,
+                                                       const routing::ProviderConfig& provider,
+                                                       const routing::TargetConfig& target,
+                                                       std::string_view suffix, std::string body,
+                                                       std::string_view credential,
+                                                       std::string_view request_id);
+
+/// The response head of one exchange, with the connection to read the body from.
+struct HeadExchange {
+    error_code ec;
+    ConnectionPtr connection;
+    std::unique_ptr<http::response_parser<http::empty_body>> head;  // parsers do not move
+};
+
+/// Sends `request` and reads the response head by `head_deadline`. A reused keep-alive
+/// connection that fails before any byte came back was closed by the upstream meanwhile: the
+/// exchange is retried once on a fresh connection (as nginx and Envoy do).
+asio::awaitable<HeadExchange> exchange_head(std::shared_ptr<UpstreamPool> pool,
+                                            http::request<http::string_body>* request,
+                                            Clock::time_point deadline,
+                                            Clock::time_point head_deadline);
+
+/// A whole non-streamed exchange (shadow copies, judge calls).
+struct CallResult {
+    error_code ec;
+    unsigned status = 0;
+    std::string body;
+};
+asio::awaitable<CallResult> call_upstream(std::shared_ptr<UpstreamPool> pool,
+                                          http::request<http::string_body> request,
+                                          Clock::time_point deadline);
+
 /// A TLS client context that verifies the peer chain against the system store (plus
 /// `ca_file` when set). Throws on an unreadable ca_file (start-up only).
 std::shared_ptr<asio::ssl::context> make_client_tls_context(const routing::ProviderConfig& provider);

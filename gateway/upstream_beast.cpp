@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "gateway/hop_headers.hpp"
 #include "gateway/logging.hpp"
 
 namespace turnout::gateway {
@@ -222,6 +223,99 @@ void UpstreamPool::wake_one_waiter() {
     asio::steady_timer* timer = waiters_.front();
     waiters_.pop_front();
     timer->cancel();
+}
+
+http::request<http::string_body> make_upstream_request(const http::fields* client_headers,
+                                                       const routing::ProviderConfig& provider,
+                                                       const routing::TargetConfig& target,
+                                                       std::string_view suffix, std::string body,
+                                                       std::string_view credential,
+                                                       std::string_view request_id) {
+    const bool anthropic = provider.kind == routing::ProviderKind::anthropic;
+    const std::string path = provider.address.base_path +
+                             (anthropic ? std::string("/v1/messages") : std::string(suffix));
+    http::request<http::string_body> upstream{http::verb::post, path, 11};
+    if (client_headers != nullptr) {
+        ConnectionTokens connection;
+        const auto [begin, end] = client_headers->equal_range(http::field::connection);
+        for (auto it = begin; it != end; ++it) connection.add_connection_value(it->value());
+        for (const auto& field : *client_headers) {
+            if (forward_request_header(field.name_string(), connection)) {
+                upstream.insert(field.name_string(), field.value());
+            }
+        }
+    }
+    const auto& address = provider.address;
+    const bool default_port = address.port == (address.tls ? 443 : 80);
+    upstream.set(http::field::host,
+                 default_port ? address.host : address.host + ":" + std::to_string(address.port));
+    if (!credential.empty()) upstream.set(anthropic ? "x-api-key" : "authorization", credential);
+    if (anthropic) upstream.set("anthropic-version", "2023-06-01");
+    for (const auto& [name, value] : provider.headers) upstream.set(name, value);
+    for (const auto& [name, value] : target.headers) upstream.set(name, value);
+    upstream.set("x-request-id", request_id);
+    upstream.set(http::field::content_type, "application/json");
+    upstream.keep_alive(true);
+    upstream.body() = std::move(body);
+    upstream.prepare_payload();
+    return upstream;
+}
+
+asio::awaitable<HeadExchange> exchange_head(std::shared_ptr<UpstreamPool> pool,
+                                            http::request<http::string_body>* request,
+                                            Clock::time_point deadline,
+                                            Clock::time_point head_deadline) {
+    HeadExchange exchange;
+    auto acquired = co_await pool->acquire(deadline);
+    if (!acquired) {
+        exchange.ec = acquired.error();
+        co_return exchange;
+    }
+    exchange.connection = std::move(*acquired);
+    for (int tries = 0; tries < 2; ++tries) {
+        exchange.head = std::make_unique<http::response_parser<http::empty_body>>();
+        exchange.connection->tcp().expires_at(std::min(deadline, head_deadline));
+        std::size_t n = 0;
+        std::tie(exchange.ec, n) = co_await exchange.connection->write(*request);
+        if (!exchange.ec) {
+            std::tie(exchange.ec, n) = co_await exchange.connection->read_header(*exchange.head);
+        }
+        if (!exchange.ec) co_return exchange;
+        const bool stale = exchange.connection->reused && tries == 0 &&
+                           classify_upstream_error(exchange.ec) == UpstreamFailure::reset &&
+                           exchange.connection->buffer().size() == 0;
+        pool->release(std::move(exchange.connection), false);
+        if (!stale) co_return exchange;
+        auto fresh = co_await pool->connect_new(deadline);
+        if (!fresh) {
+            exchange.ec = fresh.error();
+            co_return exchange;
+        }
+        exchange.connection = std::move(*fresh);
+    }
+    co_return exchange;
+}
+
+asio::awaitable<CallResult> call_upstream(std::shared_ptr<UpstreamPool> pool,
+                                          http::request<http::string_body> request,
+                                          Clock::time_point deadline) {
+    CallResult result;
+    HeadExchange exchange = co_await exchange_head(pool, &request, deadline, deadline);
+    if (exchange.ec) {
+        result.ec = exchange.ec;
+        co_return result;
+    }
+    http::response_parser<http::string_body> parser{std::move(*exchange.head)};
+    parser.body_limit(64ull << 20);
+    exchange.connection->tcp().expires_at(deadline);
+    auto [ec, n] = co_await exchange.connection->read_all(parser);
+    pool->release(std::move(exchange.connection), !ec && parser.keep_alive());
+    result.ec = ec;
+    if (!ec) {
+        result.status = parser.get().result_int();
+        result.body = std::move(parser.get().body());
+    }
+    co_return result;
 }
 
 std::shared_ptr<asio::ssl::context> make_client_tls_context(

@@ -46,7 +46,7 @@ TEST_F(ClientKeysTest, WrongKeyIs401) {
         {{"Authorization", kTeamAKey}},  // no scheme
         {{"Authorization", "Bearer "}},
         {{"Authorization", bearer(std::string(kTeamAKey).substr(0, 10))}},  // a prefix
-        {{"Authorization", bearer(std::string(kTeamAKey) + "0")}},           // one more char
+        {{"Authorization", bearer(std::string(kTeamAKey) + "0")}},          // one more char
         {{"x-api-key", ""}},
     };
     for (const auto& headers : attempts) {
@@ -58,7 +58,8 @@ TEST_F(ClientKeysTest, WrongKeyIs401) {
 }
 
 TEST_F(ClientKeysTest, BearerAndXApiKeyAreAccepted) {
-    auto by_bearer = stack_.gateway().chat(chat_body("smart"), {{"Authorization", bearer(kTeamAKey)}});
+    auto by_bearer =
+        stack_.gateway().chat(chat_body("smart"), {{"Authorization", bearer(kTeamAKey)}});
     ASSERT_TRUE(by_bearer);
     EXPECT_EQ(by_bearer->status, 200) << by_bearer->body;
     EXPECT_EQ(by_bearer->header("x-turnout-target"), "sim/sim-large");
@@ -78,7 +79,8 @@ TEST_F(ClientKeysTest, ModelsNeedsTheKeyToo) {
     auto wrong =
         stack_.gateway().request("GET", "/v1/models", {{"Authorization", bearer(kWrongKey)}});
     EXPECT_TRUE(is_openai_error(wrong, 401, "invalid_api_key", "invalid_request_error"));
-    auto with = stack_.gateway().request("GET", "/v1/models", {{"Authorization", bearer(kTeamAKey)}});
+    auto with =
+        stack_.gateway().request("GET", "/v1/models", {{"Authorization", bearer(kTeamAKey)}});
     ASSERT_TRUE(with);
     EXPECT_EQ(with->status, 200) << with->body;
     EXPECT_EQ(json_string(parse_json(with->body), "object"), "list") << with->body;
@@ -88,13 +90,12 @@ TEST_F(ClientKeysTest, ModelsNeedsTheKeyToo) {
 }
 
 TEST_F(ClientKeysTest, AccessLogNamesTheKeyAndNeverItsValue) {
-    ASSERT_TRUE(stack_.gateway().chat(chat_body("smart"),
-                                      {{"Authorization", bearer(kTeamAKey)},
-                                       {"x-request-id", "auth-log-a"}}));
+    ASSERT_TRUE(stack_.gateway().chat(chat_body("smart"), {{"Authorization", bearer(kTeamAKey)},
+                                                           {"x-request-id", "auth-log-a"}}));
     ASSERT_TRUE(stack_.gateway().chat(chat_body("smart"),
                                       {{"x-api-key", kTeamBKey}, {"x-request-id", "auth-log-b"}}));
-    ASSERT_TRUE(stack_.gateway().chat(
-        chat_body("smart"), {{"Authorization", bearer(kWrongKey)}, {"x-request-id", "auth-log-x"}}));
+    ASSERT_TRUE(stack_.gateway().chat(chat_body("smart"), {{"Authorization", bearer(kWrongKey)},
+                                                           {"x-request-id", "auth-log-x"}}));
 
     std::string line;
     ASSERT_TRUE(
@@ -125,10 +126,9 @@ TEST_F(ClientKeysTest, AccessLogNamesTheKeyAndNeverItsValue) {
 }
 
 TEST_F(ClientKeysTest, TheClientKeyIsNeverForwardedUpstream) {
-    for (const Headers& headers : {Headers{{"Authorization", bearer(kTeamAKey)}},
-                                   Headers{{"x-api-key", kTeamAKey}},
-                                   Headers{{"Authorization", bearer(kTeamAKey)},
-                                           {"x-api-key", kTeamAKey}}}) {
+    for (const Headers& headers :
+         {Headers{{"Authorization", bearer(kTeamAKey)}}, Headers{{"x-api-key", kTeamAKey}},
+          Headers{{"Authorization", bearer(kTeamAKey)}, {"x-api-key", kTeamAKey}}}) {
         SCOPED_TRACE(headers.size() == 2 ? "both" : headers[0].first);
         auto response = stack_.gateway().chat(chat_body("smart"), headers);
         ASSERT_TRUE(response);
@@ -139,7 +139,8 @@ TEST_F(ClientKeysTest, TheClientKeyIsNeverForwardedUpstream) {
                   std::string("Bearer ") + GatewayConfig::kSimKey);
         EXPECT_FALSE(recorded->has_header("x-api-key")) << recorded->header("x-api-key");
         for (const auto& [name, value] : recorded->headers) {
-            EXPECT_EQ(value.find(kTeamAKey), std::string::npos) << "client key forwarded in " << name;
+            EXPECT_EQ(value.find(kTeamAKey), std::string::npos)
+                << "client key forwarded in " << name;
         }
         EXPECT_EQ(recorded->body.find(kTeamAKey), std::string::npos);
     }
@@ -155,7 +156,8 @@ TEST(NoClientKeysTest, WithoutAKeysSectionNoKeyIsNeeded) {
     ASSERT_TRUE(models);
     EXPECT_EQ(models->status, 200) << models->body;
     // An arbitrary client credential is not checked either (and still not forwarded).
-    auto with_key = stack.gateway().chat(chat_body("smart"), {{"Authorization", "Bearer anything"}});
+    auto with_key =
+        stack.gateway().chat(chat_body("smart"), {{"Authorization", "Bearer anything"}});
     ASSERT_TRUE(with_key);
     EXPECT_EQ(with_key->status, 200) << with_key->body;
 }

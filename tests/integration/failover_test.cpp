@@ -102,8 +102,7 @@ std::vector<std::string> sse_events(const std::string& body) {
 ::testing::AssertionResult is_simulated_failure(const HttpResponse& response, int status) {
     if (response.status != status) {
         return ::testing::AssertionFailure()
-               << "status " << response.status << ", expected " << status << ": "
-               << response.body;
+               << "status " << response.status << ", expected " << status << ": " << response.body;
     }
     if (response.body !=
         R"({"error":{"message":"simulated failure","type":"server_error","code":"simulated"}})") {
@@ -120,12 +119,18 @@ enum class Failure { connect_refused, status_500, status_503, status_429, hang, 
 
 std::string failure_name(Failure f) {
     switch (f) {
-        case Failure::connect_refused: return "ConnectRefused";
-        case Failure::status_500: return "Status500";
-        case Failure::status_503: return "Status503";
-        case Failure::status_429: return "Status429";
-        case Failure::hang: return "HangBeforeFirstByte";
-        case Failure::reset: return "ResetBeforeAnswer";
+        case Failure::connect_refused:
+            return "ConnectRefused";
+        case Failure::status_500:
+            return "Status500";
+        case Failure::status_503:
+            return "Status503";
+        case Failure::status_429:
+            return "Status429";
+        case Failure::hang:
+            return "HangBeforeFirstByte";
+        case Failure::reset:
+            return "ResetBeforeAnswer";
     }
     return "Unknown";
 }
@@ -133,12 +138,17 @@ std::string failure_name(Failure f) {
 /// turnout_upstream_errors_total's `kind` for the failure.
 std::string error_kind(Failure f) {
     switch (f) {
-        case Failure::connect_refused: return "connect";
+        case Failure::connect_refused:
+            return "connect";
         case Failure::status_500:
-        case Failure::status_503: return "status_5xx";
-        case Failure::status_429: return "status_429";
-        case Failure::hang: return "timeout";
-        case Failure::reset: return "reset";
+        case Failure::status_503:
+            return "status_5xx";
+        case Failure::status_429:
+            return "status_429";
+        case Failure::hang:
+            return "timeout";
+        case Failure::reset:
+            return "reset";
     }
     return "";
 }
@@ -150,11 +160,21 @@ class FailingPrimary {
   public:
     FailingPrimary(Failure failure, bool stream) : failure_(failure) {
         switch (failure) {
-            case Failure::connect_refused: closed_ = std::make_unique<ClosedPort>(); break;
-            case Failure::status_500: sim_args_ = {"--fault-status", "500"}; break;
-            case Failure::status_503: sim_args_ = {"--fault-status", "503"}; break;
-            case Failure::status_429: sim_args_ = {"--fault-status", "429"}; break;
-            case Failure::hang: sim_args_ = {"--fault-hang"}; break;
+            case Failure::connect_refused:
+                closed_ = std::make_unique<ClosedPort>();
+                break;
+            case Failure::status_500:
+                sim_args_ = {"--fault-status", "500"};
+                break;
+            case Failure::status_503:
+                sim_args_ = {"--fault-status", "503"};
+                break;
+            case Failure::status_429:
+                sim_args_ = {"--fault-status", "429"};
+                break;
+            case Failure::hang:
+                sim_args_ = {"--fault-hang"};
+                break;
             case Failure::reset:
                 if (stream) {
                     resetting_ = std::make_unique<ResettingUpstream>();
@@ -211,8 +231,8 @@ TEST_P(FailoverMatrixTest, ClientSeesTheRightAnswerAndAttemptsAreCounted) {
     ProviderYaml p = provider("primary", primary.base_url());
     if (failure == Failure::hang) {
         // Non-streamed: the provider timeout ends the attempt; streamed: first_byte_timeout.
-        p.options = {{"timeout", "800ms"}, {"connect_timeout", "2s"},
-                     {"first_byte_timeout", "300ms"}};
+        p.options = {
+            {"timeout", "800ms"}, {"connect_timeout", "2s"}, {"first_byte_timeout", "300ms"}};
     }
     config.provider(p);
     if (with_fallback) config.provider(provider("backup", backup.base_url()));
@@ -221,8 +241,8 @@ TEST_P(FailoverMatrixTest, ClientSeesTheRightAnswerAndAttemptsAreCounted) {
     ASSERT_TRUE(start_gateway(gateway, config));
 
     auto started = Clock::now();
-    auto response = gateway->chat(chat_body("chat", stream), {{"x-request-id", "matrix-1"}},
-                                  Millis(20000));
+    auto response =
+        gateway->chat(chat_body("chat", stream), {{"x-request-id", "matrix-1"}}, Millis(20000));
     auto elapsed = std::chrono::duration_cast<Millis>(Clock::now() - started).count();
     ASSERT_TRUE(response) << "no answer within 20 s";
     EXPECT_EQ(response->header("x-request-id"), "matrix-1");
@@ -256,8 +276,8 @@ TEST_P(FailoverMatrixTest, ClientSeesTheRightAnswerAndAttemptsAreCounted) {
             case Failure::connect_refused:
             case Failure::reset:
                 expected_status = 502;
-                EXPECT_TRUE(is_openai_error(response, 502, "upstream_unavailable",
-                                            "upstream_error"));
+                EXPECT_TRUE(
+                    is_openai_error(response, 502, "upstream_unavailable", "upstream_error"));
                 break;
             case Failure::hang:
                 expected_status = 504;
@@ -371,8 +391,8 @@ TEST_F(FailoverTest, RetriesThenTheFallbackWithItsOwnRetries) {
 TEST_F(FailoverTest, FallbacksAreTriedInOrderPastARefusedOne) {
     ClosedPort closed;
     ASSERT_TRUE(start({"--fault-status", "502"}, [&](RouteYaml& r, GatewayConfig& c) {
-        c.provider(provider("refused",
-                            "http://127.0.0.1:" + std::to_string(closed.port()) + "/v1"));
+        c.provider(
+            provider("refused", "http://127.0.0.1:" + std::to_string(closed.port()) + "/v1"));
         r.fallbacks = {{"refused", "refused-model"}, {"backup", "backup-model"}};
     }));
     auto response = gateway_->chat(chat_body("chat", true));

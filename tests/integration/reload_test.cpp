@@ -56,14 +56,13 @@ std::string served_model(GatewayProcess& gateway, SimulatorProcess& sim,
 }
 
 /// `{"status": STATUS, "errors": [...]}`; the errors.
-::testing::AssertionResult is_reload_answer(const std::optional<HttpResponse>& response,
-                                            int status, const std::string& word,
+::testing::AssertionResult is_reload_answer(const std::optional<HttpResponse>& response, int status,
+                                            const std::string& word,
                                             std::vector<std::string>* errors = nullptr) {
     if (!response) return ::testing::AssertionFailure() << "no answer to the reload";
     if (response->status != status) {
-        return ::testing::AssertionFailure()
-               << "status " << response->status << ", expected " << status << ": "
-               << response->body;
+        return ::testing::AssertionFailure() << "status " << response->status << ", expected "
+                                             << status << ": " << response->body;
     }
     auto doc = parse_json(response->body);
     if (doc.HasParseError() || !doc.IsObject()) {
@@ -110,7 +109,8 @@ class ReloadTest : public ::testing::Test {
     ::testing::AssertionResult reloads_counted(double success, double failure) {
         if (auto ok = gateway_->wait_for_metric(
                 "turnout_config_reloads_total", {{"result", "success"}},
-                [success](double v) { return v == success; }, "success == " + std::to_string(success));
+                [success](double v) { return v == success; },
+                "success == " + std::to_string(success));
             !ok) {
             return ok;
         }
@@ -187,9 +187,8 @@ TEST_F(ReloadTest, PostReloadRejectsABrokenFileAndTheOldConfigServes) {
 
 TEST_F(ReloadTest, PostReloadPointsAtABadCrossReference) {
     ASSERT_TRUE(start("model-v1"));
-    std::string yaml = yaml_for("model-v2", [](GatewayConfig& c) {
-        c.routes()[0].primary.provider = "no-such-provider";
-    });
+    std::string yaml = yaml_for(
+        "model-v2", [](GatewayConfig& c) { c.routes()[0].primary.provider = "no-such-provider"; });
     // The error names the line of the bad provider name.
     auto pos = yaml.find("no-such-provider");
     ASSERT_NE(pos, std::string::npos);
@@ -210,9 +209,8 @@ TEST_F(ReloadTest, PostReloadPointsAtABadCrossReference) {
 }
 
 TEST_F(ReloadTest, AdminTokenGuardsAdminEndpointsOnly) {
-    ASSERT_TRUE(start(
-        "model-v1", [](GatewayConfig& c) { c.admin_token_env(kAdminTokenEnv); },
-        {{kAdminTokenEnv, kAdminToken}}));
+    ASSERT_TRUE(start("model-v1", [](GatewayConfig& c) { c.admin_token_env(kAdminTokenEnv); },
+                      {{kAdminTokenEnv, kAdminToken}}));
     gateway_->rewrite_config(
         yaml_for("model-v2", [](GatewayConfig& c) { c.admin_token_env(kAdminTokenEnv); }));
 
@@ -327,7 +325,8 @@ TEST_F(ReloadTest, TwentyReloadsUnderLoadFailNoRequest) {
                     continue;
                 }
             }
-            const std::string id = "load-" + std::to_string(thread_index) + "-" + std::to_string(n++);
+            const std::string id =
+                "load-" + std::to_string(thread_index) + "-" + std::to_string(n++);
             std::optional<HttpResponse> response;
             // 10 ms at the upstream: requests are in flight whenever a reload happens.
             if (connection->send_request("POST", "/v1/chat/completions",
@@ -341,10 +340,10 @@ TEST_F(ReloadTest, TwentyReloadsUnderLoadFailNoRequest) {
                 failed.fetch_add(1);
                 std::lock_guard lock(failures_mutex);
                 if (failures.size() < 10) {
-                    failures.push_back(id + ": " +
-                                       (response ? std::to_string(response->status) + " " +
-                                                       response->body
-                                                 : "no response (" + connection->error() + ")"));
+                    failures.push_back(
+                        id + ": " +
+                        (response ? std::to_string(response->status) + " " + response->body
+                                  : "no response (" + connection->error() + ")"));
                 }
                 connection.reset();
                 continue;
@@ -360,9 +359,8 @@ TEST_F(ReloadTest, TwentyReloadsUnderLoadFailNoRequest) {
     int rejected = 0;
     std::vector<std::string> unexpected;
     // Load is flowing before the first reload.
-    bool flowing = static_cast<bool>(
-        wait_for([&] { return completed.load() >= 20 || failed.load() > 0; }, kWait,
-                 "the load to start"));
+    bool flowing = static_cast<bool>(wait_for(
+        [&] { return completed.load() >= 20 || failed.load() > 0; }, kWait, "the load to start"));
     std::string last_valid_model = "model-even";
     for (int i = 0; flowing && i < kReloads; ++i) {
         const bool valid = i % 2 == 0;
@@ -382,8 +380,7 @@ TEST_F(ReloadTest, TwentyReloadsUnderLoadFailNoRequest) {
         // Let requests run on each config before the next reload (about 2 s in all).
         const auto before = completed.load();
         if (!wait_for([&] { return completed.load() >= before + kPerReload || failed.load() > 0; },
-                      kWait,
-                      "requests after reload " + std::to_string(i))) {
+                      kWait, "requests after reload " + std::to_string(i))) {
             break;
         }
     }

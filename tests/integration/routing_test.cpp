@@ -33,8 +33,7 @@ std::string upstream_model(SimulatorProcess& sim) {
     if (!response) return ::testing::AssertionFailure() << "no response for model " << model;
     if (response->status != 200) {
         return ::testing::AssertionFailure()
-               << "status " << response->status << " for model " << model << ": "
-               << response->body;
+               << "status " << response->status << " for model " << model << ": " << response->body;
     }
     if (response->header("x-turnout-route") != route) {
         return ::testing::AssertionFailure()
@@ -87,8 +86,8 @@ TEST(RoutingTest, HeadersSelectTheRoute) {
                           "team-b-gold", "model-gold"));
     EXPECT_TRUE(routed_to(stack, "chat", {{"x-tier", "gold-1"}}, "others", "model-other"))
         << "one of two headers is not enough";
-    EXPECT_TRUE(routed_to(stack, "chat", {{"x-team", "b"}, {"x-tier", "silver"}}, "others",
-                          "model-other"))
+    EXPECT_TRUE(
+        routed_to(stack, "chat", {{"x-team", "b"}, {"x-tier", "silver"}}, "others", "model-other"))
         << "the glob gold-* must not match silver";
     // The header decides the route, the model still has to match: no route for another model.
     auto other = stack.gateway().chat(chat_body("not-chat"), {{"x-team", "a"}});
@@ -287,13 +286,12 @@ TEST(RoutingModelsTest, ModelsListsEveryRouteNameAndExactModelOnce) {
         ASSERT_TRUE(id) << response->body;
         ids.insert(*id);
     }
-    for (const char* expected :
-         {"team-a", "chat-default", "anthropic-models", "split", "chat"}) {
+    for (const char* expected : {"team-a", "chat-default", "anthropic-models", "split", "chat"}) {
         EXPECT_EQ(ids.count(expected), 1u) << expected << " once in " << response->body;
     }
     EXPECT_EQ(ids.count("claude-*"), 0u) << "globs are not model names: " << response->body;
-    EXPECT_EQ(ids.count("model-a"), 0u) << "upstream model names are not listed: "
-                                        << response->body;
+    EXPECT_EQ(ids.count("model-a"), 0u)
+        << "upstream model names are not listed: " << response->body;
     EXPECT_EQ(ids.size(), 5u) << response->body;
 }
 

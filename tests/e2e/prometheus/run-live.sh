@@ -172,8 +172,10 @@ for attempt in 1 2 3 4 5 6 7 8; do
     sleep 0.1 # polling interval
   done
   [[ -n "$PROM" ]] && break
-  # The port was taken (or Prometheus failed): try another one.
   kill -KILL "$pid" 2>/dev/null || true
+  # Only a port someone else took is worth another try.
+  grep -qi 'address already in use' "$WORK/prometheus-$attempt.err" ||
+    fail "Prometheus did not start on port $port"
 done
 [[ -n "$PROM" ]] || fail "Prometheus did not start"
 log "prometheus http://$PROM"

@@ -1,0 +1,30 @@
+#pragma once
+/// The body an upstream receives for one target: the client's bytes as they are, unless the
+/// model name, the provider kind (Anthropic translation) or extra body fields (fast mode)
+/// require a rewrite. Plain C++ (RapidJSON), no sockets.
+
+#include <string>
+#include <string_view>
+
+#include <rapidjson/fwd.h>
+
+#include "routing/config.hpp"
+
+namespace turnout::gateway {
+
+/// `client_body` is the request as received, `document` its parse (an object with a string
+/// `model`). On a translation problem returns "" and sets `error` (a 400 for the client).
+std::string upstream_body(std::string_view client_body, const rapidjson::Document& document,
+                          const routing::TargetConfig& target,
+                          const routing::ProviderConfig& provider, std::string& error);
+
+/// The provider's extra body fields with the target's on top (field by field).
+std::string merged_extra_body(const std::string& provider_fields,
+                              const std::string& target_fields);
+
+/// Sets the top-level fields of the JSON object `fields_json` on `into`, replacing any there.
+void overlay_fields(rapidjson::Document& into, std::string_view fields_json);
+
+std::string to_json(const rapidjson::Value& value);
+
+}  // namespace turnout::gateway

@@ -1,0 +1,318 @@
+#pragma once
+/// The per-route promotion controller (CONTRACT.md "Route states and the decision"): it turns
+/// judge verdicts, live results and the passing of time into the route's state (shadowing,
+/// ramping, promoted, rolled_back, pinned), the candidate's share of live traffic and the
+/// mirroring policy, and queues one event per change with the numbers behind it.
+///
+/// Plain C++: no sockets, no threads, no clock of its own. Every input carries `now`, so tests
+/// drive a fake clock and a restart replays the same decisions. Not thread-safe: the owner
+/// serialises all calls (one strand), publishes candidate_share() in routing::RouteStates and
+/// drains take_events() after each call.
+///
+/// The decision, where the contract leaves room (see also docs/architecture.md):
+/// - Flip (mode `auto`, state shadowing or rolled_back after its cooldown), when all hold:
+///   at least `min_samples` pass/fail verdicts in the window; the window's pass rate
+///   (passes / (passes + fails) over the last `window` pass/fail verdicts) >= `threshold`
+///   continuously for `hold`, the hold clock starting at the first verdict where the rate
+///   holds with at least `min_samples` samples; and the flip SPRT at or above its acceptance
+///   bound. The flip goes to the first ramp step, or straight to promoted when it is 100.
+/// - The flip SPRT is Wald's: H1 p = threshold against H0 p = rollback_threshold,
+///   alpha = beta = 1 - confidence; a pass adds ln(threshold / rollback_threshold), a fail
+///   ln((1 - threshold) / (1 - rollback_threshold)); accept at ln((1 - beta) / alpha), reject
+///   (accept H0) at ln(beta / (1 - alpha)). At 0.90 / 0.85 / 0.95 that is 52 straight passes
+///   to accept and 8 straight fails to reject. A rejection does not restart the test from 0:
+///   the statistic carries on and is floored at kSprtFloorFactor times the rejection bound
+///   (a reflecting barrier, i.e. a CUSUM with a head start). Restarting at 0 re-runs a fresh
+///   5% test every ~250 verdicts, and a candidate at exactly rollback_threshold then flips 18%
+///   of the time within 1,000 verdicts (64% within 5,000); with the floor it is 5-6%, and a
+///   candidate that improves from 80% to 92% still flips some 400 verdicts later.
+/// - Ramping: each step lasts at least `step` and `min_samples` new pass/fail verdicts; the
+///   step after the last below 100 is promoted.
+/// - Rollback (ramping or promoted -> rolled_back, mode `auto`), when any holds: the rollback
+///   SPRT (hypotheses swapped, restarted at 0 at the flip, floored the same way) accepts
+///   "pass rate <= rollback_threshold" (8 straight fails at the defaults); the candidate's live
+///   error rate exceeds 2% over at least 50 of its last 200 live requests; or verdicts
+///   stopped: no verdict of any kind for longer than `hold` (or `step` when hold is 0s; never
+///   when both are 0s) since the later of the last verdict and the flip, while live traffic
+///   went on that should have produced at least 5 mirrored requests (sum of mirror_rate() over
+///   the live requests in that time). So a quiet night without traffic rolls nothing back.
+/// - A rollback sets cooldown_until = now + cooldown and restarts the flip evidence (window,
+///   flip SPRT, hold clock, evidence counters); rolled_back stays the state until the next flip.
+/// - A judge-error run (the kJudgeErrorHoldRun or more most recent verdicts all errors) holds
+///   the route: no flip, ramp step, sequential or verdicts-stopped rollback while it lasts.
+///   The live error-rate rollback still fires: that evidence does not come from the judge, and
+///   users are being served the errors. Manual commands are not held.
+/// - Mode `shadow`: the state is shadowing (or a manual pin); nothing automatic ever happens;
+///   manual promote/rollback are refused, pin/unpin work. Mode `auto`: everything; manual
+///   promote/rollback are refused while manually pinned ("pins win"). Modes `pin-primary` and
+///   `pin-candidate`: pinned to that side; every manual command is refused (change the config).
+/// - Unpinning (manually, or by a mode change away from a pin) keeps the serving side:
+///   pinned primary -> shadowing, pinned candidate -> promoted (rollback watch restarted at the
+///   unpin); in mode `shadow` always -> shadowing. A mode change to `shadow` moves ramping,
+///   promoted and rolled_back to shadowing.
+/// - Judging goes on in every state, pinned included, so evidence is ready when a pin ends.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "routing/config.hpp"
+
+namespace turnout::shadow {
+
+using Clock = std::chrono::system_clock;
+using TimePoint = Clock::time_point;
+
+/// Route states as the contract names them (label values of turnout_route_state).
+enum class RouteState { shadowing, ramping, promoted, rolled_back, pinned };
+enum class Side { primary, candidate };
+/// A judged pair: pass / fail by score, or error (no parsable verdict, judge timeout or error).
+/// A candidate that errored or timed out in the shadow is a fail, not an error.
+enum class VerdictKind { pass, fail, error };
+/// transition: the state or the pinned side changed. ramp_step: ramping -> next ramping step.
+/// evidence_reset: no change of state; the evidence was started afresh.
+enum class EventKind { transition, ramp_step, evidence_reset };
+/// Who caused an event: the controller's own decision, an admin command, or a config reload.
+enum class Trigger { automatic, manual, config };
+/// Where the flip SPRT stands: at/above its acceptance bound, at/below its rejection bound.
+enum class SprtDecision { undecided, accepted, rejected };
+enum class ManualOutcome {
+    applied,    ///< the state changed; an event is queued
+    unchanged,  ///< already there (e.g. promote while promoted)
+    refused,    ///< the mode or a pin forbids it (see the rules at the top)
+};
+
+std::string_view to_string(RouteState state);
+std::string_view to_string(Side side);
+std::string_view to_string(VerdictKind kind);
+std::string_view to_string(EventKind kind);
+std::string_view to_string(Trigger trigger);
+std::string_view to_string(SprtDecision decision);
+/// "shadow", "auto", "pin-primary", "pin-candidate", as in the config file.
+std::string_view to_string(routing::PromotionMode mode);
+
+/// Judge error run length that holds the route.
+inline constexpr std::uint32_t kJudgeErrorHoldRun = 5;
+/// Live candidate requests kept for the error rate, the least that count, and the limit.
+inline constexpr std::size_t kLiveWindow = 200;
+inline constexpr std::size_t kLiveMinRequests = 50;
+inline constexpr double kLiveMaxErrorRate = 0.02;  ///< roll back when strictly above
+/// Expected mirrored requests without a verdict before "verdicts stopped" may fire.
+inline constexpr double kStallMinExpectedMirrors = 5.0;
+/// Both sequential statistics never drop below this multiple of the rejection bound.
+inline constexpr double kSprtFloorFactor = 2.0;
+
+/// The 95% Wilson score lower bound of `passes` out of `samples`; 0 when samples is 0.
+double wilson_lower_bound(std::uint32_t passes, std::uint32_t samples, double z = 1.959963984540054);
+
+/// The evidence at one moment: the numbers shown in /admin/routes and attached to events.
+struct Evidence {
+    std::uint32_t samples = 0;  ///< pass + fail verdicts in the window
+    std::uint32_t passes = 0;
+    std::uint32_t fails = 0;
+    std::uint32_t errors = 0;   ///< judge errors among the last `window` verdicts of any kind
+    double pass_rate = 0.0;     ///< passes / samples, 0 without samples
+    double wilson_lower = 0.0;  ///< 95% Wilson lower bound of pass_rate
+    double sprt_llr = 0.0;      ///< the flip test's log-likelihood ratio
+    double rollback_llr = 0.0;  ///< the rollback test's (0 unless the candidate is live)
+    std::uint32_t live_requests = 0;  ///< candidate live requests in the error window
+    std::uint32_t live_errors = 0;
+    double candidate_error_rate = 0.0;  ///< live_errors / live_requests, 0 without requests
+};
+
+/// One change, for the caller to log, count (turnout_route_flips_total counts the events whose
+/// to_side differs from from_side) and store durably.
+struct TransitionEvent {
+    TimePoint time;
+    EventKind kind = EventKind::transition;
+    Trigger trigger = Trigger::automatic;
+    RouteState from = RouteState::shadowing;
+    RouteState to = RouteState::shadowing;
+    Side from_side = Side::primary;
+    Side to_side = Side::primary;
+    double candidate_share = 0.0;  ///< after the event
+    std::size_t ramp_step = 0;     ///< after the event; meaningful while ramping
+    /// Automatic: "sprt accepted", "ramp step", "sequential rollback", "candidate error rate",
+    /// "verdicts stopped", "evidence fingerprint changed", "test parameters changed";
+    /// config: "mode <mode>"; manual: as given ("manual <command>" when given empty).
+    std::string reason;
+    Evidence evidence;  ///< just before any evidence reset the event causes
+
+    bool operator==(const TransitionEvent&) const = default;
+};
+
+/// A snapshot of a controller for /admin/routes, metrics and tests.
+struct Status {
+    RouteState state = RouteState::shadowing;
+    routing::PromotionMode mode = routing::PromotionMode::shadow;
+    /// primary for shadowing, rolled_back and pinned primary; candidate for ramping (even at a
+    /// small share), promoted and pinned candidate.
+    Side live_side = Side::primary;
+    double candidate_share = 0.0;
+    std::size_t ramp_step = 0;  ///< index into `ramp`; meaningful while ramping
+    Evidence evidence;
+    SprtDecision sprt_decision = SprtDecision::undecided;
+    double sprt_accept = 0.0;  ///< ln((1 - beta) / alpha)
+    double sprt_reject = 0.0;  ///< ln(beta / (1 - alpha))
+    std::uint32_t sprt_rejections = 0;  ///< downward crossings of sprt_reject since evidence start
+    std::uint32_t window = 0;
+    double threshold = 0.0;
+    double rollback_threshold = 0.0;
+    TimePoint since;  ///< the last transition (or construction)
+    std::optional<TimePoint> cooldown_until;  ///< set by a rollback
+    std::optional<TimePoint> above_threshold_since;  ///< the hold clock
+    std::optional<TimePoint> last_verdict;
+    std::uint32_t judge_error_run = 0;  ///< most recent consecutive judge errors
+    bool held_by_judge_errors = false;  ///< judge_error_run >= kJudgeErrorHoldRun
+    std::uint64_t evidence_verdicts = 0;  ///< verdicts of any kind since the evidence started
+    std::uint64_t total_verdicts = 0;     ///< verdicts of any kind since the controller began
+    std::string fingerprint;
+
+    bool operator==(const Status&) const = default;
+};
+
+/// One route's controller. Copyable and movable; a plain value.
+class Controller {
+  public:
+    /// Starts shadowing (pinned in the pin modes) with empty evidence. `fingerprint` identifies
+    /// the evidence: a hash of the candidate's provider and model, the judge's provider and
+    /// model, the prompt template's hash and pass_score.
+    Controller(const routing::RouteConfig& route, std::string fingerprint, TimePoint now);
+
+    /// A judged pair. Updates the window, both sequential tests and the hold clock, then
+    /// decides.
+    void record_verdict(TimePoint now, VerdictKind verdict);
+
+    /// One live request's outcome. Candidate-served ones feed the error rate while the
+    /// candidate is live; every one counts toward "verdicts stopped" (traffic went on).
+    void record_live_result(TimePoint now, bool served_by_candidate, bool error);
+
+    /// Time passing alone: completes a hold, a ramp step's time, a cooldown, or a stall. Call
+    /// it periodically (e.g. once a second); every other input does the same first.
+    void tick(TimePoint now);
+
+    /// A config reload. A different `fingerprint` starts the evidence afresh (state kept,
+    /// event evidence_reset); changed test hypotheses (threshold, rollback_threshold,
+    /// confidence) restart both sequential statistics; a changed mode applies at once; a
+    /// smaller window drops the oldest verdicts.
+    void reconfigure(TimePoint now, const routing::RouteConfig& route, std::string fingerprint);
+
+    /// Manual commands (POST /admin/routes/NAME/...), recorded like automatic changes.
+    /// promote: -> promoted (100%) from shadowing, rolled_back or ramping.
+    ManualOutcome promote(TimePoint now, std::string reason);
+    /// rollback: ramping or promoted -> rolled_back, with cooldown and evidence restart.
+    ManualOutcome rollback(TimePoint now, std::string reason);
+    ManualOutcome pin(TimePoint now, Side side, std::string reason);
+    ManualOutcome unpin(TimePoint now, std::string reason);
+
+    /// Share of live requests the candidate serves: 0, a ramp share (ramp[i] / 100), or 1.
+    double candidate_share() const;
+    /// Share of live requests mirrored to the side that did not serve them: `sample_rate`
+    /// while the primary serves or a ramp splits traffic, `shadow_after_promotion` while the
+    /// candidate serves all (promoted, pinned candidate).
+    double mirror_rate() const;
+    /// Where a mirrored copy goes: always the side that did not serve the request (the
+    /// candidate while shadowing, the primary once promoted, the other side while ramping).
+    Side mirror_target(Side served) const;
+
+    RouteState state() const { return state_; }
+    Status status() const;
+
+    /// The events queued since the last call, oldest first.
+    std::vector<TransitionEvent> take_events();
+
+    /// The whole state (window contents, statistics, timers, queued events) as JSON text.
+    std::string to_json() const;
+    /// Restores a controller saved by to_json, then applies `route` and `fingerprint` exactly
+    /// as reconfigure would (so a config changed while down resets evidence or moves a pin,
+    /// with events). Throws std::invalid_argument on text that is not such a state.
+    static Controller from_json(std::string_view json, const routing::RouteConfig& route,
+                                std::string fingerprint, TimePoint now);
+
+  private:
+    struct SprtSteps {
+        double pass = 0.0;    ///< flip test increment per pass (> 0)
+        double fail = 0.0;    ///< flip test increment per fail (< 0)
+        double accept = 0.0;
+        double reject = 0.0;
+    };
+    friend struct ControllerJson;
+
+    static SprtSteps sprt_steps(const routing::PromotionConfig& promotion);
+    void apply_config(const routing::RouteConfig& route);
+
+    // Inputs
+    void add_to_window(VerdictKind verdict);
+    void update_sequential_tests(bool pass);
+    void update_hold_clock(TimePoint now);
+    void count_live(bool error);
+
+    // Decisions
+    void decide(TimePoint now);
+    bool try_flip(TimePoint now);
+    bool try_advance_ramp(TimePoint now);
+    bool try_roll_back(TimePoint now);
+    bool verdicts_stopped(TimePoint now) const;
+    bool held_by_judge_errors() const { return error_run_ >= kJudgeErrorHoldRun; }
+
+    // Changes
+    void transition(TimePoint now, RouteState to, std::size_t ramp_step, Trigger trigger,
+                    std::string reason);
+    void enter_candidate_live(TimePoint now);
+    void enter_rolled_back(TimePoint now);
+    void restart_flip_evidence(TimePoint now);
+    void reset_evidence(TimePoint now, Trigger trigger, std::string reason);
+    void apply_mode(TimePoint now, routing::PromotionMode old_mode);
+    RouteState unpinned_state() const;
+    void push_event(TimePoint now, EventKind kind, Trigger trigger, RouteState from,
+                    Side from_side, std::string reason, const Evidence& evidence);
+    Side live_side() const;
+    Evidence evidence() const;
+
+    // Configuration
+    routing::PromotionConfig promotion_;
+    double sample_rate_ = 0.0;
+    std::string fingerprint_;
+    SprtSteps steps_;
+
+    // Serving state
+    RouteState state_ = RouteState::shadowing;
+    Side pinned_side_ = Side::primary;  ///< meaningful while pinned
+    std::size_t ramp_step_ = 0;
+    TimePoint since_;
+    std::optional<TimePoint> cooldown_until_;
+
+    // Flip evidence
+    std::deque<bool> window_;  ///< last `window` pass/fail verdicts, true = pass
+    std::uint32_t window_passes_ = 0;
+    std::deque<bool> recent_;  ///< last `window` verdicts of any kind, true = error
+    std::uint32_t recent_errors_ = 0;
+    double flip_llr_ = 0.0;
+    std::uint32_t sprt_rejections_ = 0;
+    std::optional<TimePoint> above_since_;
+    std::uint32_t error_run_ = 0;
+    std::uint64_t evidence_verdicts_ = 0;
+    std::uint64_t total_verdicts_ = 0;
+    std::optional<TimePoint> last_verdict_;
+
+    // Watch while the candidate is live
+    double rollback_llr_ = 0.0;
+    std::deque<bool> live_;  ///< last kLiveWindow candidate live requests, true = error
+    std::uint32_t live_errors_ = 0;
+    TimePoint step_started_;
+    std::uint32_t step_samples_ = 0;
+    TimePoint stall_anchor_;         ///< later of the last verdict and the flip
+    double mirrors_expected_ = 0.0;  ///< sum of mirror_rate() over live requests since
+
+    std::vector<TransitionEvent> events_;
+};
+
+/// One event as a JSON object (times as RFC 3339 UTC text), for logs and the durable store.
+std::string to_json(const TransitionEvent& event);
+
+}  // namespace turnout::shadow
