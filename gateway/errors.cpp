@@ -37,6 +37,7 @@ ErrorShape error_shape(errc e) noexcept {
         case errc::model_not_found: return {404, kInvalid, "model_not_found"};
         case errc::not_found: return {404, kInvalid, "not_found"};
         case errc::method_not_allowed: return {405, kInvalid, "method_not_allowed"};
+        case errc::conflict: return {409, kInvalid, "conflict"};
         case errc::request_timeout: return {408, kInvalid, "request_timeout"};
         case errc::request_too_large: return {413, kInvalid, "request_too_large"};
         case errc::headers_too_large: return {431, kInvalid, "headers_too_large"};

@@ -20,6 +20,7 @@ enum class errc {
     model_not_found,
     not_found,
     method_not_allowed,
+    conflict,
     request_timeout,
     request_too_large,
     headers_too_large,

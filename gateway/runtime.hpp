@@ -21,6 +21,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "gateway/shadow_runtime.hpp"
 #include "gateway/upstream.hpp"
 #include "metrics/metrics.hpp"
 #include "routing/config.hpp"
@@ -59,6 +60,7 @@ struct Shared {
     std::atomic<int> open_connections{0};
     unsigned threads = 1;
     metrics::Metrics* metrics = nullptr;
+    ShadowRuntime* shadow = nullptr;
     asio::io_context* control = nullptr;     ///< runs reloads, off the data path
     std::function<ReloadOutcome()> reload;  ///< call only on `control`
 
@@ -98,7 +100,8 @@ struct Worker {
     void update_pools(const Snapshot& snapshot);
     std::shared_ptr<metrics::TargetMetrics> target_metrics(const std::string& route,
                                                            const routing::TargetConfig& target,
-                                                           const routing::PriceConfig& price);
+                                                           const routing::PriceConfig& price,
+                                                           const routing::PriceConfig& baseline);
     std::shared_ptr<metrics::TargetMetrics> unmatched_metrics();
     void begin_drain();
 };

@@ -111,12 +111,14 @@ void Worker::update_pools(const Snapshot& snapshot) {
 
 std::shared_ptr<metrics::TargetMetrics> Worker::target_metrics(
     const std::string& route, const routing::TargetConfig& target,
-    const routing::PriceConfig& price) {
+    const routing::PriceConfig& price, const routing::PriceConfig& baseline) {
     if (shared.metrics == nullptr) return nullptr;
     std::string key = route;
     key.append(1, '\0').append(target.provider).append(1, '\0').append(target.model);
     auto& handle = metric_handles[key];
-    if (!handle) handle = shared.metrics->target(route, target.provider, target.model, price);
+    if (!handle) {
+        handle = shared.metrics->target(route, target.provider, target.model, price, baseline);
+    }
     return handle;
 }
 
@@ -225,6 +227,7 @@ ReloadOutcome reload_config(Shared& shared, std::vector<std::unique_ptr<Worker>>
                               "listen addresses change only on restart", {});
                 }
                 shared.current.store(snapshot);
+                if (shared.shadow != nullptr) shared.shadow->configure(snapshot);
                 for (auto& worker : workers) {
                     asio::post(worker->io, [w = worker.get(), snapshot] { w->update_pools(*snapshot); });
                 }
@@ -321,6 +324,10 @@ int serve(std::shared_ptr<const Config> config, const ServeOptions& options) {
         workers.back()->update_pools(*shared.snapshot());
     }
     shared.reload = [&shared, &workers] { return reload_config(shared, workers); };
+    ShadowRuntime shadow(config->state.path, &metrics);
+    shadow.configure(shared.snapshot());
+    shared.shadow = &shadow;
+    shadow.start();
     start_listeners(workers, *config);
 
     pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
@@ -336,6 +343,7 @@ int serve(std::shared_ptr<const Config> config, const ServeOptions& options) {
     for (auto& worker : workers) worker->io.stop();
     for (auto& worker : workers) worker->thread.join();
     workers.clear();
+    shadow.stop();  // background pairs in flight are dropped; controller states are saved
     flush_logs();
     return 0;
 }

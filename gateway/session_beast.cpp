@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <charconv>
 #include <random>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -20,6 +21,7 @@
 #include "gateway/runtime.hpp"
 #include "gateway/sse.hpp"
 #include "gateway/upstream_body.hpp"
+#include "routing/sampling.hpp"
 
 namespace turnout::gateway {
 namespace {
@@ -30,6 +32,8 @@ constexpr std::string_view kRequestIdHeader = "x-request-id";
 constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::uint64_t kMaxUpstreamBody = 64ull << 20;  // non-streamed answers, read whole
 constexpr std::size_t kMaxSseEvent = 4u << 20;
+// A sampled pair bigger than this is skipped (and counted): the queue must stay bounded.
+constexpr std::size_t kMaxShadowBytes = 1u << 20;
 
 double seconds_between(Clock::time_point from, Clock::time_point to) {
     return std::chrono::duration<double>(to - from).count();
@@ -98,6 +102,11 @@ struct RequestRecord {
     unsigned attempts = 0;
     bool stream = false;
     bool include_usage = false;
+    bool serving_candidate = false;
+    bool capture = false;  // sampled for the shadow: keep the answer for the judge
+    std::string captured_body;
+    std::vector<std::string> captured_payloads;
+    std::size_t captured_bytes = 0;
     bool client_gone = false;
     std::string_view upstream_failure;
     std::shared_ptr<metrics::TargetMetrics> metrics;
@@ -123,6 +132,24 @@ struct RelayState {
     bool client_gone = false;
     bool translator_failed = false;
 };
+
+/// Keeps the data payloads of relayed events for the judge, bounded: a stream too long to
+/// keep is not sampled after all.
+void capture_events(std::string_view events, RequestRecord& record) {
+    record.captured_bytes += events.size();
+    if (record.captured_bytes > kMaxShadowBytes) {
+        record.capture = false;
+        record.captured_payloads.clear();
+        return;
+    }
+    for (std::size_t at = 0; at < events.size();) {
+        auto end = events.find("\n\n", at);
+        end = end == std::string_view::npos ? events.size() : end + 2;
+        std::string data = sse_event_data(events.substr(at, end - at));
+        if (!data.empty()) record.captured_payloads.push_back(std::move(data));
+        at = end;
+    }
+}
 
 /// Takes usage figures from an OpenAI chat.completion (or a usage chunk).
 void read_openai_usage(const rapidjson::Value& document, RequestRecord& record) {
@@ -164,14 +191,19 @@ private:
     asio::awaitable<bool> handle_admin(http::request<http::string_body>& request,
                                        RequestRecord& record);
     asio::awaitable<bool> reload(RequestRecord& record);
+    asio::awaitable<bool> handle_routes_admin(http::request<http::string_body>& request,
+                                              RequestRecord& record);
     bool authenticate(const http::request<http::string_body>& request, RequestRecord& record);
     asio::awaitable<bool> proxy(http::request<http::string_body>& request, std::string_view suffix,
                                 RequestRecord& record);
     asio::awaitable<Attempt> attempt(const http::request<http::string_body>& request,
                                      const rapidjson::Document& document,
+                                     const routing::RouteConfig& route_config,
                                      const routing::TargetConfig& target, std::string_view suffix,
                                      Clock::time_point route_deadline, RequestRecord& record);
     asio::awaitable<bool> deliver_last_failure(Attempt last, RequestRecord& record);
+    void after_live_answer(const http::request<http::string_body>& request, RouteChannel& channel,
+                           RequestRecord& record);
     asio::awaitable<Attempt> read_answer(http::response_parser<http::empty_body>& head,
                                          ConnectionPtr connection,
                                          std::shared_ptr<UpstreamPool> pool,
@@ -259,10 +291,12 @@ asio::awaitable<bool> Session::serve_one() {
     }
     auto& request = parser.get();
     keep_alive_ = request.keep_alive();
-    if (worker_.shared.metrics != nullptr) worker_.shared.metrics->inflight_add(1);
+    // Admin calls (a scrape among them) are not live traffic: they do not count in flight.
+    metrics::Metrics* metrics = listener_ == Listener::api ? worker_.shared.metrics : nullptr;
+    if (metrics != nullptr) metrics->inflight_add(1);
     const bool keep = listener_ == Listener::api ? co_await handle_api(request, record)
                                                   : co_await handle_admin(request, record);
-    if (worker_.shared.metrics != nullptr) worker_.shared.metrics->inflight_add(-1);
+    if (metrics != nullptr) metrics->inflight_add(-1);
     finish_request(record);
     co_return keep && keep_alive();
 }
@@ -401,8 +435,96 @@ asio::awaitable<bool> Session::handle_admin(http::request<http::string_body>& re
         if (record.path == "/admin/reload" && request.method() == http::verb::post) {
             co_return co_await reload(record);
         }
+        if (worker_.shared.shadow != nullptr && record.path.starts_with("/admin/routes")) {
+            co_return co_await handle_routes_admin(request, record);
+        }
     }
     co_return co_await send_error(errc::not_found, "no such admin path", record, false);
+}
+
+/// The value of query parameter `name` in a request target, or "".
+std::string_view query_parameter(std::string_view target, std::string_view name) {
+    const auto question = target.find('?');
+    if (question == std::string_view::npos) return {};
+    std::string_view query = target.substr(question + 1);
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const std::string_view pair = query.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+        if (amp == std::string_view::npos) break;
+        query.remove_prefix(amp + 1);
+    }
+    return {};
+}
+
+/// GET /admin/routes, GET /admin/routes/NAME/verdicts?limit=N,
+/// POST /admin/routes/NAME/{promote,rollback,pin,unpin}.
+asio::awaitable<bool> Session::handle_routes_admin(http::request<http::string_body>& request,
+                                                   RequestRecord& record) {
+    ShadowRuntime& shadow = *worker_.shared.shadow;
+    const bool get = request.method() == http::verb::get;
+    const std::string_view path = record.path;
+    if (path == "/admin/routes") {
+        if (!get) co_return co_await send_error(errc::method_not_allowed, "use GET", record, false);
+        co_return co_await send_json(200, shadow.routes_json(), record);
+    }
+    constexpr std::string_view kPrefix = "/admin/routes/";
+    const std::string_view rest = path.substr(kPrefix.size());
+    const auto slash = rest.rfind('/');
+    if (slash == std::string_view::npos) {
+        co_return co_await send_error(errc::not_found, "no such admin path", record, false);
+    }
+    const std::string name(rest.substr(0, slash));
+    const std::string_view action = rest.substr(slash + 1);
+    if (action == "verdicts" && get) {
+        std::size_t limit = 50;
+        const auto text = query_parameter(std::string_view(request.target()), "limit");
+        if (!text.empty()) {
+            std::size_t parsed = 0;
+            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+            if (ec != std::errc() || end != text.data() + text.size() || parsed == 0) {
+                co_return co_await send_error(errc::invalid_request, "limit must be a positive integer",
+                                              record, false);
+            }
+            limit = std::min<std::size_t>(parsed, 10000);
+        }
+        const auto json = shadow.verdicts_json(name, limit);
+        if (!json) co_return co_await send_error(errc::not_found, "unknown route", record, false);
+        co_return co_await send_json(200, *json, record);
+    }
+    if (request.method() != http::verb::post) {
+        co_return co_await send_error(errc::not_found, "no such admin path", record, false);
+    }
+    std::optional<ShadowRuntime::Command> command;
+    if (action == "promote") command = ShadowRuntime::Command::promote;
+    if (action == "rollback") command = ShadowRuntime::Command::rollback;
+    if (action == "unpin") command = ShadowRuntime::Command::unpin;
+    if (action == "pin") {
+        rapidjson::Document body;
+        body.Parse(request.body().data(), request.body().size());
+        const bool valid = !body.HasParseError() && body.IsObject() && body.HasMember("target") &&
+                           body["target"].IsString();
+        const std::string_view side = valid ? body["target"].GetString() : "";
+        if (side == "primary") command = ShadowRuntime::Command::pin_primary;
+        if (side == "candidate") command = ShadowRuntime::Command::pin_candidate;
+        if (!command) {
+            co_return co_await send_error(
+                errc::invalid_request, R"(pin needs {"target": "primary" or "candidate"})", record,
+                false);
+        }
+    }
+    if (!command) co_return co_await send_error(errc::not_found, "no such admin path", record, false);
+    const auto result = shadow.command(name, *command);
+    if (!result.known_route) {
+        co_return co_await send_error(errc::not_found, "unknown route", record, false);
+    }
+    if (result.refused) {
+        co_return co_await send_error(errc::conflict,
+                                      "refused by the route's mode or pin (see its JSON)", record,
+                                      false);
+    }
+    co_return co_await send_json(200, result.json, record);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -479,7 +601,9 @@ asio::awaitable<bool> Session::proxy(http::request<http::string_body>& request,
     facts.request_id_from_client = record.request_id_from_client;
     facts.key_name = record.key_name;
     facts.headers = &headers;
-    const auto decision = snapshot_->routes->decide(facts, routing::RouteStates{});
+    const auto view = worker_.shared.shadow ? worker_.shared.shadow->view() : nullptr;
+    static const routing::RouteStates kNoStates;
+    const auto decision = snapshot_->routes->decide(facts, view ? view->states : kNoStates);
     if (!decision) {
         co_return co_await send_error(errc::model_not_found,
                                       "no route for model '" + std::string(model) + "'", record,
@@ -487,6 +611,22 @@ asio::awaitable<bool> Session::proxy(http::request<http::string_body>& request,
     }
     const routing::RouteConfig& route = *decision->route;
     record.route = route.name;
+    record.serving_candidate = decision->serving_candidate;
+    std::shared_ptr<RouteChannel> channel;
+    if (view) {
+        const auto found = view->channels.find(route.name);
+        if (found != view->channels.end()) channel = found->second;
+    }
+    if (channel && suffix == "/chat/completions") {
+        const double rate = channel->mirror_rate.load();
+        record.capture = rate > 0 && routing::sampled(record.request_id, rate, "shadow:" + route.name);
+        if (record.capture && request.body().size() > kMaxShadowBytes) {
+            record.capture = false;
+            if (worker_.shared.metrics != nullptr) {
+                worker_.shared.metrics->shadow_request(route.name, metrics::ShadowOutcome::dropped);
+            }
+        }
+    }
 
     std::vector<routing::TargetConfig> chain{decision->target};
     chain.insert(chain.end(), decision->fallbacks.begin(), decision->fallbacks.end());
@@ -506,11 +646,43 @@ asio::awaitable<bool> Session::proxy(http::request<http::string_body>& request,
                 co_await pause.async_wait(kToken);
             }
             if (Clock::now() >= route_deadline) break;
-            last = co_await attempt(request, document, target, suffix, route_deadline, record);
-            if (last.result == Attempt::Result::delivered) co_return last.keep_alive;
+            last = co_await attempt(request, document, route, target, suffix, route_deadline,
+                                   record);
+            if (last.result == Attempt::Result::delivered) break;
         }
+        if (last.result == Attempt::Result::delivered) break;
     }
-    co_return co_await deliver_last_failure(std::move(last), record);
+    const bool keep = last.result == Attempt::Result::delivered
+                          ? last.keep_alive
+                          : co_await deliver_last_failure(std::move(last), record);
+    if (channel) after_live_answer(request, *channel, record);
+    co_return keep;
+}
+
+/// Feeds the route's controller (live outcomes) and hands a sampled pair to the shadow.
+void Session::after_live_answer(const http::request<http::string_body>& request,
+                                RouteChannel& channel, RequestRecord& record) {
+    const bool failed = record.status >= 500 || !record.upstream_failure.empty();
+    if (record.serving_candidate) {
+        (failed ? channel.candidate_errors : channel.candidate_ok).fetch_add(1);
+    } else {
+        channel.primary_requests.fetch_add(1);
+    }
+    // Only answers that succeeded, arrived whole and were not too big to keep.
+    if (!record.capture || record.status != 200 || record.client_gone || failed) return;
+    ShadowJob job;
+    job.route = record.route;
+    job.request_id = record.request_id;
+    job.request_body = request.body();
+    job.served_by_candidate = record.serving_candidate;
+    job.live_body = std::move(record.captured_body);
+    job.live_stream_payloads = std::move(record.captured_payloads);
+    job.live_latency_ms = seconds_between(record.start, Clock::now()) * 1000.0;
+    job.live_ttft_ms =
+        record.first_byte ? seconds_between(record.start, *record.first_byte) * 1000.0 : 0.0;
+    job.live_input_tokens = record.input_tokens;
+    job.live_output_tokens = record.output_tokens;
+    worker_.shared.shadow->offer(std::move(job));
 }
 
 /// Nothing answered well: pass the last upstream answer on (a 429 keeps its retry-after),
@@ -528,6 +700,7 @@ asio::awaitable<bool> Session::deliver_last_failure(Attempt last, RequestRecord&
 
 asio::awaitable<Attempt> Session::attempt(const http::request<http::string_body>& request,
                                           const rapidjson::Document& document,
+                                          const routing::RouteConfig& route_config,
                                           const routing::TargetConfig& target,
                                           std::string_view suffix,
                                           Clock::time_point route_deadline,
@@ -535,7 +708,11 @@ asio::awaitable<Attempt> Session::attempt(const http::request<http::string_body>
     ++record.attempts;
     const routing::ProviderConfig* provider = config().find_provider(target.provider);
     record.target = target.provider + "/" + target.model;
-    record.metrics = worker_.target_metrics(record.route, target, provider->price);
+    // The primary's price is the baseline the cost saving is measured against.
+    const auto* primary_provider =
+        config().find_provider(routing::serving_target(route_config).provider);
+    record.metrics = worker_.target_metrics(record.route, target, provider->price,
+                                            primary_provider->price);
     Attempt outcome;
     outcome.result = Attempt::Result::delivered;
     if (provider->kind == routing::ProviderKind::anthropic && suffix != "/chat/completions") {
@@ -662,6 +839,13 @@ asio::awaitable<Attempt> Session::read_answer(http::response_parser<http::empty_
         co_return outcome;
     }
     outcome.result = Attempt::Result::delivered;
+    if (record.capture && status == 200) {
+        if (response.body().size() <= kMaxShadowBytes) {
+            record.captured_body = response.body();
+        } else {
+            record.capture = false;
+        }
+    }
     outcome.keep_alive = co_await send_response(response, record);
     co_return outcome;
 }
@@ -794,6 +978,7 @@ asio::awaitable<void> Session::pump_events(RelayState* state, RequestRecord* rec
             state->failure = UpstreamFailure::protocol;
             co_return;
         }
+        if (record->capture) capture_events(events, *record);
         if (!events.empty() && !co_await write_chunk(events, *record)) {
             state->client_gone = true;
             co_return;

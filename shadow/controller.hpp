@@ -9,7 +9,7 @@
 /// serialises all calls (one strand), publishes candidate_share() in routing::RouteStates and
 /// drains take_events() after each call.
 ///
-/// The decision, where the contract leaves room (see also docs/architecture.md):
+/// The decision, where the contract leaves room:
 /// - Flip (mode `auto`, state shadowing or rolled_back after its cooldown), when all hold:
 ///   at least `min_samples` pass/fail verdicts in the window; the window's pass rate
 ///   (passes / (passes + fails) over the last `window` pass/fail verdicts) >= `threshold`
@@ -108,7 +108,8 @@ inline constexpr double kStallMinExpectedMirrors = 5.0;
 inline constexpr double kSprtFloorFactor = 2.0;
 
 /// The 95% Wilson score lower bound of `passes` out of `samples`; 0 when samples is 0.
-double wilson_lower_bound(std::uint32_t passes, std::uint32_t samples, double z = 1.959963984540054);
+double wilson_lower_bound(std::uint32_t passes, std::uint32_t samples,
+                          double z = 1.959963984540054);
 
 /// The evidence at one moment: the numbers shown in /admin/routes and attached to events.
 struct Evidence {
@@ -262,12 +263,13 @@ class Controller {
 
     // Changes
     void transition(TimePoint now, RouteState to, std::size_t ramp_step, Trigger trigger,
-                    std::string reason);
-    void enter_candidate_live(TimePoint now);
-    void enter_rolled_back(TimePoint now);
-    void restart_flip_evidence(TimePoint now);
-    void reset_evidence(TimePoint now, Trigger trigger, std::string reason);
+                    std::string reason, Side pin = Side::primary);
+    void watch_candidate(TimePoint now);
+    void restart_flip_evidence();
+    void reset_evidence(TimePoint now, std::string reason);
+    void restart_tests(TimePoint now);
     void apply_mode(TimePoint now, routing::PromotionMode old_mode);
+    void apply_ramp_change(TimePoint now, double old_share);
     RouteState unpinned_state() const;
     void push_event(TimePoint now, EventKind kind, Trigger trigger, RouteState from,
                     Side from_side, std::string reason, const Evidence& evidence);

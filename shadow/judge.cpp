@@ -89,10 +89,9 @@ constexpr int kMaxDepth = 128;
 // Iterative parsing, so that the depth check itself sees a parsed document and never a crash.
 constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag;
 // Judges write JSON loosely (the seed's own example carries a `//` comment).
-constexpr unsigned kVerdictParseFlags = rapidjson::kParseIterativeFlag |
-                                        rapidjson::kParseCommentsFlag |
-                                        rapidjson::kParseTrailingCommasFlag |
-                                        rapidjson::kParseNanAndInfFlag;
+constexpr unsigned kVerdictParseFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseCommentsFlag |
+    rapidjson::kParseTrailingCommasFlag | rapidjson::kParseNanAndInfFlag;
 // Bounds the verdict search (each candidate `{` costs a scan of the rest of the reply): a
 // judge answers in at most a few KiB, so these limits are never reached by a real verdict.
 constexpr std::size_t kMaxReplyBytes = 256 * 1024;
@@ -145,10 +144,8 @@ std::string_view string_member(const Value& object, std::string_view name) {
 
 bool iequals(std::string_view a, std::string_view b) {
     const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [&](char x, char y) {
-               return lower(x) == lower(y);
-           });
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                              [&](char x, char y) { return lower(x) == lower(y); });
 }
 
 /// The member `name`, matched exactly, else case-insensitively ("Score").
@@ -254,8 +251,8 @@ std::string escape_fence_lines(std::string_view text) {
         const bool closes = core.ends_with(">>>");
         if (opens) out += '\\';
         if (closes) {
-            const std::size_t core_end = static_cast<std::size_t>(core.data() - line.data()) +
-                                         core.size();
+            const std::size_t core_end =
+                static_cast<std::size_t>(core.data() - line.data()) + core.size();
             out.append(line.substr(0, core_end));
             out += '\\';
             out.append(line.substr(core_end));
@@ -304,8 +301,9 @@ std::string request_text(std::string_view request_json) {
     rapidjson::StringBuffer buffer;
     rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buffer);
     writer.SetIndent(' ', 2);
-    const bool has_task = std::any_of(kTaskMembers.begin(), kTaskMembers.end(),
-                                      [&](std::string_view name) { return member(doc, name) != nullptr; });
+    const bool has_task =
+        std::any_of(kTaskMembers.begin(), kTaskMembers.end(),
+                    [&](std::string_view name) { return member(doc, name) != nullptr; });
     if (!has_task) {
         doc.Accept(writer);
     } else {
@@ -548,18 +546,6 @@ ParsedVerdict error_verdict(std::string error) {
 
 }  // namespace
 
-std::string_view verdict_name(VerdictKind kind) {
-    switch (kind) {
-        case VerdictKind::pass:
-            return "pass";
-        case VerdictKind::fail:
-            return "fail";
-        case VerdictKind::error:
-            return "error";
-    }
-    return "error";
-}
-
 std::string_view builtin_judge_template() { return kBuiltinTemplate; }
 
 std::vector<std::string> check_judge_template(std::string_view template_text) {
@@ -591,8 +577,8 @@ std::vector<std::string> check_judge_template(std::string_view template_text) {
 std::string template_hash(std::string_view template_text) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
     unsigned int length = 0;
-    if (EVP_Digest(template_text.data(), template_text.size(), digest.data(), &length,
-                   EVP_sha256(), nullptr) != 1) {
+    if (EVP_Digest(template_text.data(), template_text.size(), digest.data(), &length, EVP_sha256(),
+                   nullptr) != 1) {
         throw std::runtime_error("OpenSSL could not compute a SHA-256 digest");
     }
     constexpr std::string_view kHex = "0123456789abcdef";
@@ -697,8 +683,8 @@ std::string answer_text_from_openai(std::string_view chat_completion_body) {
     if (message == nullptr || !message->IsObject()) return std::string(chat_completion_body);
 
     std::vector<ToolCall> calls;
-    if (const Value* tool_calls = member(*message, "tool_calls"); tool_calls != nullptr &&
-                                                                   tool_calls->IsArray()) {
+    if (const Value* tool_calls = member(*message, "tool_calls");
+        tool_calls != nullptr && tool_calls->IsArray()) {
         for (const auto& call : tool_calls->GetArray()) {
             const Value* function = member(call, "function");
             if (function == nullptr) continue;
@@ -707,8 +693,8 @@ std::string answer_text_from_openai(std::string_view chat_completion_body) {
         }
     }
     if (const Value* call = member(*message, "function_call"); call && call->IsObject()) {
-        calls.push_back(
-            {std::string(string_member(*call, "name")), arguments_text(member(*call, "arguments"))});
+        calls.push_back({std::string(string_member(*call, "name")),
+                         arguments_text(member(*call, "arguments"))});
     }
     return render_answer(content_text(member(*message, "content")),
                          string_member(*message, "refusal"), calls,

@@ -16,14 +16,11 @@
 #include <string_view>
 #include <vector>
 
+// VerdictKind (pass, fail, error) and its to_string() belong to the controller, which
+// consumes the verdicts classify() produces.
+#include "shadow/controller.hpp"
+
 namespace turnout::shadow {
-
-/// The outcome of one judged pair, as counted in `turnout_judge_verdicts_total{verdict}`.
-/// `error` (no parsable verdict, a judge timeout or failure) is neither a pass nor a fail.
-enum class VerdictKind { pass, fail, error };
-
-/// "pass", "fail" or "error": the metric label and the verdict log's `verdict` field.
-std::string_view verdict_name(VerdictKind kind);
 
 // ---------------------------------------------------------------------------------------------
 // The prompt
@@ -85,7 +82,7 @@ std::string random_boundary();
 /// `boundary` should come from random_boundary(); one shorter than 8 characters or with
 /// characters other than [A-Za-z0-9_-] is replaced by a random one (the escaping relies on it).
 std::string render_judge_prompt(std::string_view template_text, const JudgeInput& input,
-                                 std::string_view boundary);
+                                std::string_view boundary);
 
 // ---------------------------------------------------------------------------------------------
 // The judge call
@@ -122,11 +119,11 @@ std::string answer_text_from_stream(std::span<const std::string> data_payloads);
 /// `reason` and `diff_summary` are filled whenever the judge's JSON had them (for the log).
 struct ParsedVerdict {
     bool ok = false;
-    double score = 0;                 ///< in [0, 100] when ok
-    std::optional<bool> judge_pass;   ///< the judge's own `pass`: recorded, never trusted
-    std::string reason;               ///< at most 4 KiB (cut at a UTF-8 boundary)
-    std::string diff_summary;         ///< at most 4 KiB
-    std::string error;                ///< non-empty when !ok
+    double score = 0;                ///< in [0, 100] when ok
+    std::optional<bool> judge_pass;  ///< the judge's own `pass`: recorded, never trusted
+    std::string reason;              ///< at most 4 KiB (cut at a UTF-8 boundary)
+    std::string diff_summary;        ///< at most 4 KiB
+    std::string error;               ///< non-empty when !ok
 };
 
 /// Parses the judge's reply text. Tolerant in finding the verdict: a `<think>...</think>`

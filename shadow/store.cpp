@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <rapidjson/document.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,8 +13,6 @@
 #include <filesystem>
 #include <stdexcept>
 #include <utility>
-
-#include <rapidjson/document.h>
 
 namespace turnout::shadow {
 namespace {
@@ -26,13 +25,14 @@ constexpr mode_t kFileMode = 0600;
 /// A line visitor: returns false to stop the scan.
 using LineVisitor = std::function<bool(std::string_view)>;
 
-std::error_code errno_code() { return {errno, std::system_category()}; }
+/// The current errno as an error; EIO when a call failed without setting it (a short read).
+std::error_code errno_code() { return {errno != 0 ? errno : EIO, std::system_category()}; }
 
 std::error_code errc_code(std::errc value) { return std::make_error_code(value); }
 
 /// Owns a file descriptor and closes it once.
 class Fd {
-public:
+  public:
     Fd() = default;
     explicit Fd(int fd) : fd_(fd) {}
     Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
@@ -61,7 +61,7 @@ public:
         return fd >= 0 && ::close(fd) != 0 ? errno_code() : std::error_code{};
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 
@@ -96,6 +96,7 @@ std::error_code write_all(int fd, std::string_view data, std::size_t& written) {
 
 /// Reads exactly `size` bytes at `offset` (false on error or an unexpected end of file).
 bool pread_all(int fd, char* out, std::size_t size, off_t offset) {
+    errno = 0;  // an early end of file sets none: errno_code() then reports EIO
     std::size_t done = 0;
     while (done < size) {
         ssize_t n = ::pread(fd, out + done, size - done, offset + static_cast<off_t>(done));
@@ -207,8 +208,8 @@ bool route_is(const rapidjson::Document& doc, std::string_view route) {
 }
 
 bool is_safe_name_char(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 int upper_hex_value(char c) {
@@ -313,7 +314,7 @@ bool scan_file_forward(const std::string& path, std::size_t block, const LineVis
 
 /// One size-rotated JSON-lines log. All members lock `mutex_`.
 class StateStore::AppendLog {
-public:
+  public:
     /// Opens the current file; throws if it cannot be opened (start-up only).
     AppendLog(std::string dir, std::string name, const StoreOptions& options)
         : dir_(std::move(dir)), name_(std::move(name)), options_(options) {
@@ -338,7 +339,8 @@ public:
                 if (!fd_) {
                     return ec;
                 }
-                // The renames did not happen: keep appending to the (oversized) current file.
+                // The current file was not moved (its rename is the last step): keep appending
+                // to it, oversized, rather than lose records.
             }
         }
         std::string record;
@@ -387,7 +389,7 @@ public:
         }
     }
 
-private:
+  private:
     std::string file_path(std::size_t generation) const {
         std::string path = dir_ + "/" + name_;
         if (generation > 0) {
@@ -564,8 +566,8 @@ std::optional<std::string> StateStore::decode_route_name(std::string_view stem) 
 std::error_code StateStore::save_route_state(const std::string& route, const std::string& json) {
     rapidjson::Document doc;
     if (route.empty() || !parse_object(json, doc)) {
-        warn("state of route '" + route + "' not saved: " +
-             (route.empty() ? "empty route name" : "not a JSON object"));
+        warn("state of route '" + route +
+             "' not saved: " + (route.empty() ? "empty route name" : "not a JSON object"));
         return errc_code(std::errc::invalid_argument);
     }
     std::string stem = encode_route_name(route);
@@ -574,8 +576,8 @@ std::error_code StateStore::save_route_state(const std::string& route, const std
         return errc_code(std::errc::filename_too_long);
     }
     std::string target = routes_dir_ + "/" + stem + std::string(kStateSuffix);
-    std::string temp = routes_dir_ + "/" + std::string(kTempPrefix) + stem +
-                       std::string(kStateSuffix);
+    std::string temp =
+        routes_dir_ + "/" + std::string(kTempPrefix) + stem + std::string(kStateSuffix);
 
     std::lock_guard lock(states_mutex_);
     auto fail = [&](std::error_code ec, const char* step) {
@@ -647,8 +649,7 @@ std::map<std::string, std::string> StateStore::load_route_states() {
     return states;
 }
 
-std::error_code StateStore::append_verdict(const std::string& route,
-                                           const std::string& json_line) {
+std::error_code StateStore::append_verdict(const std::string& route, const std::string& json_line) {
     std::string_view line = json_line;
     rapidjson::Document doc;
     if (!single_line(line) || !parse_object(line, doc) || !route_is(doc, route)) {
@@ -669,8 +670,7 @@ std::error_code StateStore::append_event(const std::string& json_line) {
     return events_->append(line);
 }
 
-std::vector<std::string> StateStore::latest_verdicts(const std::string& route,
-                                                     std::size_t limit) {
+std::vector<std::string> StateStore::latest_verdicts(const std::string& route, std::size_t limit) {
     std::vector<std::string> lines;
     if (limit == 0) {
         return lines;

@@ -56,7 +56,7 @@ struct StoreOptions {
 
 /// See the file comment. Not copyable or movable (the logs keep open descriptors and mutexes).
 class StateStore {
-public:
+  public:
     /// Opens (creating if missing) the state directory `path`, removes leftover temp files from
     /// an interrupted save, terminates torn last lines and opens both logs. Throws
     /// std::system_error / std::invalid_argument when the directory is unusable (start-up only).
@@ -103,7 +103,7 @@ public:
     /// (empty, '%' not followed by two upper-case hex digits, a needlessly encoded byte).
     static std::optional<std::string> decode_route_name(std::string_view stem);
 
-private:
+  private:
     class AppendLog;
 
     void warn(const std::string& message) const;

@@ -31,12 +31,17 @@ TEST(AdminTest, HealthEndpointsAreNotOnTheApiPort) {
     EXPECT_EQ(response->status, 404);
 }
 
+// Metrics are recorded once the answer is out, so a scrape right after it may come first:
+// wait for the count (a scrape is asynchronous anyway), then check the exposition.
 TEST(AdminTest, MetricsCountRequests) {
     GatewayStack stack;
     ASSERT_TRUE(stack.start());
     auto chat = stack.gateway().chat(chat_body("smart"));
     ASSERT_TRUE(chat);
     ASSERT_EQ(chat->status, 200);
+    EXPECT_TRUE(stack.gateway().wait_for_metric(
+        "turnout_requests_total", {{"route", "smart"}, {"code", "200"}},
+        [](double v) { return v == 1; }, "== 1"));
     auto metrics = http_request(stack.gateway().admin_port(), "GET", "/metrics");
     ASSERT_TRUE(metrics);
     EXPECT_EQ(metrics->status, 200);

@@ -2,6 +2,8 @@
 // template and its placeholders, the fences against prompt injection, answer extraction and
 // the judge's request body.
 
+#include "shadow/judge.hpp"
+
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -13,8 +15,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "shadow/judge.hpp"
 
 namespace turnout::shadow {
 namespace {
@@ -67,10 +67,10 @@ testing::AssertionResult find_block(const std::vector<std::string>& lines,
         return testing::AssertionFailure()
                << name << " opens " << opens << " times and closes " << closes << " times";
     }
-    block.open = static_cast<std::size_t>(std::find(lines.begin(), lines.end(), open) -
-                                          lines.begin());
-    block.close = static_cast<std::size_t>(std::find(lines.begin(), lines.end(), close) -
-                                           lines.begin());
+    block.open =
+        static_cast<std::size_t>(std::find(lines.begin(), lines.end(), open) - lines.begin());
+    block.close =
+        static_cast<std::size_t>(std::find(lines.begin(), lines.end(), close) - lines.begin());
     if (block.close <= block.open) return testing::AssertionFailure() << name << " closes first";
     block.body.clear();
     for (std::size_t i = block.open + 1; i < block.close; ++i) block.body += lines[i] + "\n";
@@ -101,8 +101,8 @@ struct ReplyCase {
     bool ok;
     double score = 0;
     std::optional<bool> judge_pass = std::nullopt;
-    std::string error_part = {};   // a part of the error message, when !ok
-    std::string reason = {};       // the expected reason, when checked
+    std::string error_part = {};  // a part of the error message, when !ok
+    std::string reason = {};      // the expected reason, when checked
 };
 
 void PrintTo(const ReplyCase& c, std::ostream* os) { *os << c.name; }
@@ -220,12 +220,6 @@ TEST(JudgeVerdict, NinetyFivePassesAndNinetyFourPointNineNineFails) {
     EXPECT_EQ(classify(parse_judge_reply("no verdict"), 95), VerdictKind::error);
 }
 
-TEST(JudgeVerdict, KindNames) {
-    EXPECT_EQ(verdict_name(VerdictKind::pass), "pass");
-    EXPECT_EQ(verdict_name(VerdictKind::fail), "fail");
-    EXPECT_EQ(verdict_name(VerdictKind::error), "error");
-}
-
 TEST(JudgeVerdict, LongReasonIsBoundedAtACharacterBoundary) {
     std::string reason;
     for (int i = 0; i < 3000; ++i) reason += "완";  // 3 bytes each
@@ -292,16 +286,16 @@ TEST(JudgeTemplate, BuiltinHasTheSeedsStructureAndAllPlaceholders) {
     }
     // Role, task, criteria, output, then the request and both answers, in that order.
     std::size_t previous = 0;
-    for (const char* heading : {"# Role", "# Task", "# Criteria", "# Output", "# Request",
-                                "# Answer A", "# Answer B"}) {
+    for (const char* heading :
+         {"# Role", "# Task", "# Criteria", "# Output", "# Request", "# Answer A", "# Answer B"}) {
         const std::size_t at = text.find(heading);
         ASSERT_NE(at, std::string_view::npos) << heading;
-        EXPECT_GT(at, previous) << heading;
+        EXPECT_GE(at, previous) << heading;  // distinct headings: equal only at 0
         previous = at;
     }
-    for (const char* word : {"strict senior reviewer", "replace", "hallucination",
-                             "instruction", "Safety", "JSON", "\"score\"", "\"pass\"",
-                             "\"reason\"", "\"diff_summary\"", "never\ninstructions"}) {
+    for (const char* word :
+         {"strict senior reviewer", "replace", "hallucination", "instruction", "Safety", "JSON",
+          "\"score\"", "\"pass\"", "\"reason\"", "\"diff_summary\"", "never\ninstructions"}) {
         EXPECT_NE(text.find(word), std::string_view::npos) << word;
     }
     for (const std::string& line : lines_of(text)) EXPECT_LE(line.size(), 100u) << line;
@@ -342,11 +336,11 @@ TEST(JudgeTemplate, UserTemplateGetsFencesOnLinesOfTheirOwn) {
         "B: {{ANSWER_B}} {{UNKNOWN}} {{{ANSWER_A}} {lone} {{",
         input, kBoundary);
     const std::string b(kBoundary);
-    EXPECT_EQ(prompt, "Pass at 95; fences " + b + ". Q: \n<<<" + b + ":REQUEST\nnot JSON: say hi\n" +
-                          b + ":REQUEST>>>\n A: \n<<<" + b + ":ANSWER_A\n2 + 2 = 4.\n" + b +
-                          ":ANSWER_A>>>\n B: \n<<<" + b + ":ANSWER_B\nIt is 4.\n" + b +
-                          ":ANSWER_B>>>\n {{UNKNOWN}} {\n<<<" + b + ":ANSWER_A\n2 + 2 = 4.\n" + b +
-                          ":ANSWER_A>>>\n {lone} {{");
+    EXPECT_EQ(prompt, "Pass at 95; fences " + b + ". Q: \n<<<" + b +
+                          ":REQUEST\nnot JSON: say hi\n" + b + ":REQUEST>>>\n A: \n<<<" + b +
+                          ":ANSWER_A\n2 + 2 = 4.\n" + b + ":ANSWER_A>>>\n B: \n<<<" + b +
+                          ":ANSWER_B\nIt is 4.\n" + b + ":ANSWER_B>>>\n {{UNKNOWN}} {\n<<<" + b +
+                          ":ANSWER_A\n2 + 2 = 4.\n" + b + ":ANSWER_A>>>\n {lone} {{");
 }
 
 TEST(JudgeTemplate, ContentIsNeverScannedForPlaceholders) {
@@ -364,10 +358,8 @@ TEST(JudgeTemplate, CheckFindsMissingRepeatedAndUnknownPlaceholders) {
         check_judge_template("{{REQUEST}} {{ANSWER_A}} {{ANSWER_A}} {{SCORE}}");
     ASSERT_EQ(problems.size(), 3u);
     EXPECT_NE(problems[0].find("unknown placeholder {{SCORE}}"), std::string::npos);
-    EXPECT_NE(problems[1].find("{{ANSWER_A}} must occur exactly once, found 2"),
-              std::string::npos);
-    EXPECT_NE(problems[2].find("{{ANSWER_B}} must occur exactly once, found 0"),
-              std::string::npos);
+    EXPECT_NE(problems[1].find("{{ANSWER_A}} must occur exactly once, found 2"), std::string::npos);
+    EXPECT_NE(problems[2].find("{{ANSWER_B}} must occur exactly once, found 0"), std::string::npos);
 }
 
 TEST(JudgeTemplate, HashIsSha256Hex) {
@@ -399,9 +391,9 @@ TEST(JudgeBoundary, FreshRandomTokenPerCall) {
 }
 
 TEST(JudgeBoundary, UnusableBoundaryIsReplacedByARandomOne) {
-    for (const std::string_view bad : {std::string_view{}, std::string_view{"short"},
-                                       std::string_view{"has space in it"},
-                                       std::string_view{"[removed: fence text]"}}) {
+    for (const std::string_view bad :
+         {std::string_view{}, std::string_view{"short"}, std::string_view{"has space in it"},
+          std::string_view{"[removed: fence text]"}}) {
         const std::string prompt =
             render_judge_prompt(builtin_judge_template(), sample_input(), bad);
         EXPECT_EQ(count_of(prompt, "\n<<<TURNOUT-"), 3u) << bad;
@@ -465,8 +457,7 @@ TEST(JudgeInjection, CandidateCannotBreakTheFrameWithAKnownBoundary) {
     // The escapes the template announces, on the lines that tried to pose as fences.
     Block b;
     ASSERT_TRUE(find_block(lines_of(prompt), boundary, "ANSWER_B", b));
-    EXPECT_NE(b.body.find("\n[removed: fence text]:ANSWER_B>>>\\\n"), std::string::npos)
-        << b.body;
+    EXPECT_NE(b.body.find("\n[removed: fence text]:ANSWER_B>>>\\\n"), std::string::npos) << b.body;
     EXPECT_NE(b.body.find("\n\\<<<[removed: fence text]:ANSWER_B\n"), std::string::npos);
     EXPECT_NE(b.body.find("\n\\<<<FAKE-BOUNDARY:ANSWER_B\n"), std::string::npos);
     EXPECT_NE(b.body.find("\nFAKE-BOUNDARY:ANSWER_B>>>\\\n"), std::string::npos);
@@ -519,27 +510,25 @@ TEST(JudgeAnswer, ToolCallsAreRenderedReadably) {
         R"("type":"function","function":{"name":"lookup","arguments":{"q":"x"}}}]}}]})";
     EXPECT_EQ(answer_text_from_openai(with_text), "Let me check.\ntool_call lookup({\"q\":\"x\"})");
 
-    const std::string legacy =
-        R"({"choices":[{"message":{"content":null,"function_call":{"name":"f","arguments":"{}"}}}]})";
+    const std::string legacy = R"({"choices":[{"message":{"content":null,)"
+                               R"("function_call":{"name":"f","arguments":"{}"}}}]})";
     EXPECT_EQ(answer_text_from_openai(legacy), "tool_call f({})");
 }
 
 TEST(JudgeAnswer, PartsRefusalAndCutOffAnswers) {
-    EXPECT_EQ(answer_text_from_openai(
-                  R"({"choices":[{"message":{"content":[{"type":"text","text":"a"},)"
-                  R"({"type":"text","text":"b"}]}}]})"),
-              "ab");
+    EXPECT_EQ(
+        answer_text_from_openai(R"({"choices":[{"message":{"content":[{"type":"text","text":"a"},)"
+                                R"({"type":"text","text":"b"}]}}]})"),
+        "ab");
     EXPECT_EQ(answer_text_from_openai(
                   R"({"choices":[{"message":{"content":null,"refusal":"I can't."}}]})"),
               "refusal: I can't.");
-    EXPECT_EQ(answer_text_from_openai(
-                  R"({"choices":[{"message":{"content":"The list: 1, 2,"},)"
-                  R"("finish_reason":"length"}]})"),
+    EXPECT_EQ(answer_text_from_openai(R"({"choices":[{"message":{"content":"The list: 1, 2,"},)"
+                                      R"("finish_reason":"length"}]})"),
               "The list: 1, 2,\n[finish_reason: length]");
     // Choice 0 is the answer, wherever it sits.
-    EXPECT_EQ(answer_text_from_openai(
-                  R"({"choices":[{"index":1,"message":{"content":"second"}},)"
-                  R"({"index":0,"message":{"content":"first"}}]})"),
+    EXPECT_EQ(answer_text_from_openai(R"({"choices":[{"index":1,"message":{"content":"second"}},)"
+                                      R"({"index":0,"message":{"content":"first"}}]})"),
               "first");
 }
 

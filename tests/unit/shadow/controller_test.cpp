@@ -1,0 +1,893 @@
+// The promotion controller on scripted verdicts and a fake clock, in the manner of Flagger's and
+// Argo Rollouts' analysis tests: every input carries its own time, nothing sleeps.
+#include "shadow/controller.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <ostream>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace turnout::shadow {
+
+// Readable gtest output for the enums (ADL looks in the types' own namespace).
+inline void PrintTo(RouteState v, std::ostream* os) { *os << to_string(v); }
+inline void PrintTo(Side v, std::ostream* os) { *os << to_string(v); }
+inline void PrintTo(EventKind v, std::ostream* os) { *os << to_string(v); }
+inline void PrintTo(Trigger v, std::ostream* os) { *os << to_string(v); }
+inline void PrintTo(SprtDecision v, std::ostream* os) { *os << to_string(v); }
+inline void PrintTo(ManualOutcome v, std::ostream* os) { *os << static_cast<int>(v); }
+
+namespace {
+
+using namespace std::chrono_literals;
+using routing::PromotionMode;
+
+const TimePoint kT0 = TimePoint{} + 1'700'000'000s;
+const double kPassStep = std::log(0.90 / 0.85);
+const double kFailStep = std::log(0.10 / 0.15);
+const double kAccept = std::log(0.95 / 0.05);
+
+/// The contract's example route with mode auto and hold 0s unless a test says otherwise.
+routing::RouteConfig make_route() {
+    routing::RouteConfig route;
+    route.name = "coding";
+    route.shadow.sample_rate = 0.1;
+    auto& p = route.promotion;
+    p.mode = PromotionMode::automatic;
+    p.window = 100;
+    p.min_samples = 50;
+    p.threshold = 0.90;
+    p.hold = 0s;
+    p.rollback_threshold = 0.85;
+    p.confidence = 0.95;
+    p.ramp = {100};
+    p.step = 30min;
+    p.cooldown = 1h;
+    p.shadow_after_promotion = 0.05;
+    return route;
+}
+
+routing::RouteConfig with_mode(routing::RouteConfig route, PromotionMode mode) {
+    route.promotion.mode = mode;
+    return route;
+}
+
+/// A controller and its fake clock. Each input first moves the clock by its spacing.
+class Script {
+  public:
+    explicit Script(routing::RouteConfig route = make_route(), std::string fingerprint = "fp-1")
+        : route_(std::move(route)), controller_(route_, std::move(fingerprint), kT0) {}
+
+    Controller& c() { return controller_; }
+    Status status() const { return controller_.status(); }
+    RouteState state() const { return controller_.state(); }
+    TimePoint now() const { return now_; }
+    routing::RouteConfig& route() { return route_; }
+
+    void verdicts(int n, VerdictKind kind, std::chrono::seconds spacing = 1s) {
+        for (int i = 0; i < n; ++i) {
+            now_ += spacing;
+            controller_.record_verdict(now_, kind);
+        }
+    }
+    void passes(int n) { verdicts(n, VerdictKind::pass); }
+    void fails(int n) { verdicts(n, VerdictKind::fail); }
+    void errors(int n) { verdicts(n, VerdictKind::error); }
+
+    /// `n` live requests served by the candidate, one a second.
+    void live(int n, bool error = false) {
+        for (int i = 0; i < n; ++i) {
+            now_ += 1s;
+            controller_.record_live_result(now_, true, error);
+        }
+    }
+    /// Live requests (no errors) every `spacing` up to and including `end`.
+    void live_until(TimePoint end, std::chrono::seconds spacing = 1s) {
+        while (now_ + spacing <= end) {
+            now_ += spacing;
+            controller_.record_live_result(now_, controller_.candidate_share() > 0, false);
+        }
+    }
+    /// Time passing alone: a tick every `spacing` up to and including `end`.
+    void tick_until(TimePoint end, std::chrono::seconds spacing = 1s) {
+        while (now_ < end) {
+            now_ = std::min(now_ + spacing, end);
+            controller_.tick(now_);
+        }
+    }
+    std::vector<TransitionEvent> take() { return controller_.take_events(); }
+
+    /// Flips a fresh route with hold 0s: 52 straight passes.
+    void flip() {
+        passes(52);
+        ASSERT_EQ(state(), RouteState::promoted);
+        take();
+    }
+
+  private:
+    routing::RouteConfig route_;
+    Controller controller_;
+    TimePoint now_ = kT0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The flip test
+
+TEST(ControllerFlip, SprtBoundsFollowConfidence) {
+    const Status s = Script().status();
+    EXPECT_NEAR(s.sprt_accept, std::log(19.0), 1e-9);
+    EXPECT_NEAR(s.sprt_reject, -std::log(19.0), 1e-9);
+    EXPECT_EQ(s.sprt_decision, SprtDecision::undecided);
+}
+
+TEST(ControllerFlip, SprtAcceptsAtExactly52StraightPasses) {
+    Script s;
+    s.passes(51);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    EXPECT_EQ(s.status().sprt_decision, SprtDecision::undecided);
+    EXPECT_NEAR(s.status().evidence.sprt_llr, 51 * kPassStep, 1e-9);
+    EXPECT_LT(s.status().evidence.sprt_llr, kAccept);
+    EXPECT_TRUE(s.take().empty());
+
+    s.passes(1);
+    EXPECT_EQ(s.state(), RouteState::promoted);  // ramp [100]: straight to promoted
+    EXPECT_EQ(s.c().candidate_share(), 1.0);
+    const auto events = s.take();
+    ASSERT_EQ(events.size(), 1u);
+    const TransitionEvent& e = events[0];
+    EXPECT_EQ(e.time, s.now());
+    EXPECT_EQ(e.kind, EventKind::transition);
+    EXPECT_EQ(e.trigger, Trigger::automatic);
+    EXPECT_EQ(e.from, RouteState::shadowing);
+    EXPECT_EQ(e.to, RouteState::promoted);
+    EXPECT_EQ(e.from_side, Side::primary);
+    EXPECT_EQ(e.to_side, Side::candidate);
+    EXPECT_EQ(e.reason, "sprt accepted");
+    EXPECT_EQ(e.evidence.samples, 52u);
+    EXPECT_EQ(e.evidence.pass_rate, 1.0);
+    EXPECT_NEAR(e.evidence.sprt_llr, 52 * kPassStep, 1e-9);
+    EXPECT_GE(e.evidence.sprt_llr, kAccept);
+    EXPECT_NEAR(e.evidence.wilson_lower, wilson_lower_bound(52, 52), 1e-12);
+}
+
+TEST(ControllerFlip, SprtRejectsAtExactly8StraightFails) {
+    Script s;
+    s.fails(7);
+    EXPECT_EQ(s.status().sprt_decision, SprtDecision::undecided);
+    EXPECT_EQ(s.status().sprt_rejections, 0u);
+    EXPECT_NEAR(s.status().evidence.sprt_llr, 7 * kFailStep, 1e-9);
+
+    s.fails(1);
+    EXPECT_EQ(s.status().sprt_decision, SprtDecision::rejected);
+    EXPECT_EQ(s.status().sprt_rejections, 1u);
+    EXPECT_NEAR(s.status().evidence.sprt_llr, 8 * kFailStep, 1e-9);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+}
+
+TEST(ControllerFlip, RejectionFloorsTheStatisticInsteadOfRestartingIt) {
+    Script s;
+    s.fails(30);
+    const Status rejected = s.status();
+    EXPECT_EQ(rejected.evidence.sprt_llr, kSprtFloorFactor * rejected.sprt_reject);
+    EXPECT_EQ(rejected.sprt_rejections, 1u);
+
+    // From the floor (2 x -ln 19) to ln 19 takes ceil(3 ln 19 / ln(0.90/0.85)) = 155 passes,
+    // where a restart at 0 would have flipped after 52.
+    s.passes(154);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    EXPECT_EQ(s.status().evidence.pass_rate, 1.0);
+    s.passes(1);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+}
+
+TEST(ControllerFlip, MinSamplesRespectedAtFullPassRate) {
+    auto route = make_route();
+    route.promotion.min_samples = 80;
+    Script s(route);
+    s.passes(79);
+    EXPECT_EQ(s.status().sprt_decision, SprtDecision::accepted);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    s.passes(1);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    EXPECT_EQ(s.take().at(0).evidence.samples, 80u);
+}
+
+TEST(ControllerFlip, HoldRespectedAtFullPassRate) {
+    auto route = make_route();
+    route.promotion.hold = 10min;
+    Script s(route);
+    s.passes(60);  // one a second: min_samples reached at the 50th, kT0 + 50s
+    EXPECT_EQ(s.status().above_threshold_since, kT0 + 50s);
+    EXPECT_EQ(s.status().sprt_decision, SprtDecision::accepted);
+    s.tick_until(kT0 + 649s);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    s.tick_until(kT0 + 650s);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    EXPECT_EQ(s.take().at(0).time, kT0 + 650s);
+}
+
+TEST(ControllerFlip, HoldClockRestartsWhenThePassRateDips) {
+    auto route = make_route();
+    route.promotion.hold = 10min;
+    Script s(route);
+    s.passes(60);  // above the threshold since kT0 + 50s
+    s.fails(7);    // 60/67 < 0.90 at kT0 + 67s
+    EXPECT_EQ(s.status().above_threshold_since, std::nullopt);
+    s.passes(100);  // 63/70 >= 0.90 again at kT0 + 70s
+    EXPECT_EQ(s.status().above_threshold_since, kT0 + 70s);
+    s.tick_until(kT0 + 669s);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    s.tick_until(kT0 + 670s);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+}
+
+TEST(ControllerFlip, NoFlipOnAllErrorData) {
+    Script s;
+    s.errors(1000);
+    s.tick_until(s.now() + 24h, 1min);
+    const Status st = s.status();
+    EXPECT_EQ(st.state, RouteState::shadowing);
+    EXPECT_EQ(st.evidence.samples, 0u);
+    EXPECT_EQ(st.evidence.errors, 100u);
+    EXPECT_EQ(st.evidence.pass_rate, 0.0);
+    EXPECT_EQ(st.evidence.sprt_llr, 0.0);
+    EXPECT_EQ(st.evidence_verdicts, 1000u);
+    EXPECT_TRUE(st.held_by_judge_errors);
+    EXPECT_TRUE(s.take().empty());
+}
+
+TEST(ControllerFlip, NoFlipWithoutTraffic) {
+    Script s;
+    s.tick_until(kT0 + 24h * 30, 1h);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    EXPECT_TRUE(s.take().empty());
+}
+
+TEST(ControllerFlip, ModeShadowJudgesButNeverFlips) {
+    Script s(with_mode(make_route(), PromotionMode::shadow));
+    s.passes(1000);
+    s.tick_until(s.now() + 24h, 1min);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    EXPECT_EQ(s.status().sprt_decision, SprtDecision::accepted);
+    EXPECT_EQ(s.c().promote(s.now(), ""), ManualOutcome::refused);
+    EXPECT_EQ(s.c().rollback(s.now(), ""), ManualOutcome::refused);
+    EXPECT_TRUE(s.take().empty());
+    // A pin still overrides everything.
+    EXPECT_EQ(s.c().pin(s.now(), Side::candidate, "try it"), ManualOutcome::applied);
+    EXPECT_EQ(s.c().candidate_share(), 1.0);
+    EXPECT_EQ(s.c().unpin(s.now(), ""), ManualOutcome::applied);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rollback
+
+TEST(ControllerRollback, SequentialTestRollsBackAfter8StraightFails) {
+    Script s;
+    s.flip();
+    s.fails(7);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    EXPECT_NEAR(s.status().evidence.rollback_llr, -7 * kFailStep, 1e-9);
+    s.fails(1);
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
+    EXPECT_EQ(s.c().candidate_share(), 0.0);
+    const auto events = s.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].time, s.now());
+    EXPECT_EQ(events[0].from, RouteState::promoted);
+    EXPECT_EQ(events[0].to, RouteState::rolled_back);
+    EXPECT_EQ(events[0].from_side, Side::candidate);
+    EXPECT_EQ(events[0].to_side, Side::primary);
+    EXPECT_EQ(events[0].reason, "sequential rollback");
+    EXPECT_NEAR(events[0].evidence.rollback_llr, -8 * kFailStep, 1e-9);
+    // The flip evidence restarts at the rollback.
+    const Status st = s.status();
+    EXPECT_EQ(st.evidence.samples, 0u);
+    EXPECT_EQ(st.evidence.sprt_llr, 0.0);
+    EXPECT_EQ(st.cooldown_until, s.now() + 1h);
+    EXPECT_EQ(st.since, s.now());
+}
+
+TEST(ControllerRollback, RollbackTestRestartsAtTheFlip) {
+    Script s;
+    s.fails(7);  // before the flip: no effect on the rollback test
+    s.passes(300);
+    ASSERT_EQ(s.state(), RouteState::promoted);
+    EXPECT_EQ(s.status().evidence.rollback_llr, 0.0);
+}
+
+TEST(ControllerRollback, CandidateErrorRateAboveTwoPercent) {
+    Script s;
+    s.flip();
+    s.live(1, true);
+    s.live(49);  // 1 of 50 = 2%: not above
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    s.live(1, true);  // 2 of 51
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
+    const auto events = s.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].reason, "candidate error rate");
+    EXPECT_EQ(events[0].time, s.now());
+    EXPECT_EQ(events[0].evidence.live_requests, 51u);
+    EXPECT_NEAR(events[0].evidence.candidate_error_rate, 2.0 / 51, 1e-12);
+}
+
+TEST(ControllerRollback, ErrorRateNeedsFiftyRequestsAndSlides) {
+    Script s;
+    s.flip();
+    s.live(2, true);
+    s.live(47);  // 2 of 49: too few requests to judge
+    EXPECT_EQ(s.state(), RouteState::promoted);
+
+    Script t;
+    t.flip();
+    t.live(1, true);
+    t.live(199);     // the error will slide out of the last 200
+    t.live(4, true);  // 4 of the last 200 = 2%
+    EXPECT_EQ(t.state(), RouteState::promoted);
+    t.live(1, true);  // 5 of 200
+    EXPECT_EQ(t.state(), RouteState::rolled_back);
+}
+
+TEST(ControllerRollback, CandidateResultsBeforeTheFlipDoNotCount) {
+    Script s;
+    s.live(100, true);  // a stale snapshot sent these to the candidate while shadowing
+    s.flip();
+    EXPECT_EQ(s.status().evidence.live_requests, 0u);
+    s.live(50);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+}
+
+TEST(ControllerRollback, VerdictsStoppedForLongerThanHold) {
+    auto route = make_route();
+    route.promotion.hold = 10min;
+    Script s(route);
+    s.passes(60);
+    s.tick_until(kT0 + 650s);
+    ASSERT_EQ(s.state(), RouteState::promoted);
+    const TimePoint flip = s.now();
+    s.take();
+
+    s.live_until(flip + 300s);
+    s.passes(1);  // flip + 301s: the grace starts again
+    s.live_until(flip + 901s);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    s.live_until(flip + 902s);
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
+    const auto events = s.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].reason, "verdicts stopped");
+    EXPECT_EQ(events[0].time, flip + 902s);
+}
+
+TEST(ControllerRollback, VerdictsStoppedUsesStepWhenHoldIsZero) {
+    Script s;  // hold 0s, step 30m
+    s.flip();
+    const TimePoint flip = s.now();
+    s.live_until(flip + 30min, 10s);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    s.live_until(flip + 30min + 10s, 10s);
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
+    EXPECT_EQ(s.take().at(0).reason, "verdicts stopped");
+}
+
+TEST(ControllerRollback, QuietTrafficIsNotVerdictsStopping) {
+    Script s;
+    s.flip();
+    // Time alone, then a trickle: 0.05 x 90 requests = 4.5 expected mirrors, below 5.
+    s.tick_until(s.now() + 24h, 1min);
+    s.live_until(s.now() + 90min, 1min);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    s.live_until(s.now() + 20min, 1min);  // now well over 5 expected
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
+}
+
+TEST(ControllerRollback, CooldownBlocksTheNextFlipThenEvidenceRebuilds) {
+    Script s;
+    s.flip();
+    s.fails(8);
+    ASSERT_EQ(s.state(), RouteState::rolled_back);
+    const TimePoint rolled = s.now();
+    s.take();
+    s.passes(100);  // all the evidence a flip needs, inside the cooldown
+    EXPECT_EQ(s.status().sprt_decision, SprtDecision::accepted);
+    s.tick_until(rolled + 1h - 1s);
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
+    s.tick_until(rolled + 1h);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    const auto events = s.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].from, RouteState::rolled_back);
+    EXPECT_EQ(events[0].reason, "sprt accepted");
+    EXPECT_EQ(events[0].evidence.samples, 100u);  // only verdicts after the rollback
+}
+
+TEST(ControllerRollback, EvidenceAfterRollbackStartsFromZero) {
+    auto route = make_route();
+    route.promotion.cooldown = 0s;
+    Script s(route);
+    s.flip();
+    s.fails(8);
+    ASSERT_EQ(s.state(), RouteState::rolled_back);
+    s.passes(51);
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
+    s.passes(1);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ramp
+
+TEST(ControllerRamp, StepsNeedTimeAndSamples) {
+    auto route = make_route();
+    route.promotion.ramp = {10, 50, 100};
+    Script s(route);
+    s.passes(52);
+    ASSERT_EQ(s.state(), RouteState::ramping);
+    const TimePoint flip = s.now();
+    EXPECT_EQ(s.c().candidate_share(), 0.10);
+    EXPECT_EQ(s.status().ramp_step, 0u);
+    EXPECT_EQ(s.take().at(0).to, RouteState::ramping);
+
+    s.passes(50);  // samples enough, time not
+    s.tick_until(flip + 30min - 1s);
+    EXPECT_EQ(s.status().ramp_step, 0u);
+    s.tick_until(flip + 30min);
+    EXPECT_EQ(s.status().ramp_step, 1u);
+    EXPECT_EQ(s.c().candidate_share(), 0.50);
+    auto events = s.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].kind, EventKind::ramp_step);
+    EXPECT_EQ(events[0].from, RouteState::ramping);
+    EXPECT_EQ(events[0].to, RouteState::ramping);
+    EXPECT_EQ(events[0].candidate_share, 0.50);
+
+    s.tick_until(s.now() + 2h, 1min);  // time enough, samples not
+    EXPECT_EQ(s.status().ramp_step, 1u);
+    s.passes(49);
+    EXPECT_EQ(s.state(), RouteState::ramping);
+    s.passes(1);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    events = s.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].kind, EventKind::transition);
+    EXPECT_EQ(events[0].from_side, Side::candidate);
+    EXPECT_EQ(events[0].to_side, Side::candidate);
+}
+
+TEST(ControllerRamp, RollbackWhileRamping) {
+    auto route = make_route();
+    route.promotion.ramp = {10, 50, 100};
+    Script s(route);
+    s.passes(52);
+    ASSERT_EQ(s.state(), RouteState::ramping);
+    s.fails(8);
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
+    EXPECT_EQ(s.c().candidate_share(), 0.0);
+}
+
+TEST(ControllerRamp, MirrorPolicyFollowsTheServingSide) {
+    auto route = make_route();
+    route.promotion.ramp = {10, 100};
+    Script s(route);
+    EXPECT_EQ(s.c().mirror_rate(), 0.1);
+    EXPECT_EQ(s.c().mirror_target(Side::primary), Side::candidate);
+    s.passes(52);
+    ASSERT_EQ(s.state(), RouteState::ramping);
+    EXPECT_EQ(s.c().mirror_rate(), 0.1);
+    EXPECT_EQ(s.c().mirror_target(Side::candidate), Side::primary);
+    EXPECT_EQ(s.c().mirror_target(Side::primary), Side::candidate);
+    EXPECT_EQ(s.c().promote(s.now(), ""), ManualOutcome::applied);
+    EXPECT_EQ(s.c().mirror_rate(), 0.05);  // shadow_after_promotion: the reverse shadow
+    EXPECT_EQ(s.c().mirror_target(Side::candidate), Side::primary);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Judge error runs
+
+TEST(ControllerJudgeErrors, RunOfFiveHoldsAFlip) {
+    auto route = make_route();
+    route.promotion.hold = 10min;
+    Script s(route);
+    s.passes(60);  // would flip at kT0 + 650s
+    s.errors(kJudgeErrorHoldRun);
+    EXPECT_TRUE(s.status().held_by_judge_errors);
+    s.tick_until(kT0 + 2h, 1min);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    s.passes(1);  // the run ends
+    EXPECT_EQ(s.state(), RouteState::promoted);
+}
+
+TEST(ControllerJudgeErrors, RunOfFourDoesNotHold) {
+    auto route = make_route();
+    route.promotion.hold = 10min;
+    Script s(route);
+    s.passes(60);
+    s.errors(kJudgeErrorHoldRun - 1);
+    EXPECT_FALSE(s.status().held_by_judge_errors);
+    s.tick_until(kT0 + 650s);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+}
+
+TEST(ControllerJudgeErrors, RunHoldsARampStepAndStallRollback) {
+    auto route = make_route();
+    route.promotion.ramp = {10, 100};
+    Script s(route);
+    s.passes(52);
+    const TimePoint flip = s.now();
+    s.passes(50);
+    s.errors(5);
+    s.live_until(flip + 3h, 10s);  // step time passed; verdicts "stopped" long ago
+    EXPECT_EQ(s.state(), RouteState::ramping);
+    EXPECT_EQ(s.status().ramp_step, 0u);
+    s.passes(1);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+}
+
+TEST(ControllerJudgeErrors, RunDoesNotHoldTheLiveErrorRollback) {
+    Script s;
+    s.flip();
+    s.errors(10);
+    s.live(48);
+    s.live(2, true);
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
+    EXPECT_EQ(s.take().at(0).reason, "candidate error rate");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pins, manual commands, modes
+
+TEST(ControllerPins, ManualPinPrimaryWinsOverPerfectEvidence) {
+    Script s;
+    EXPECT_EQ(s.c().pin(s.now(), Side::primary, "freeze for the launch"), ManualOutcome::applied);
+    auto events = s.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].trigger, Trigger::manual);
+    EXPECT_EQ(events[0].reason, "freeze for the launch");
+    EXPECT_EQ(events[0].to, RouteState::pinned);
+    s.passes(200);
+    EXPECT_EQ(s.state(), RouteState::pinned);
+    EXPECT_EQ(s.c().candidate_share(), 0.0);
+    EXPECT_EQ(s.c().promote(s.now(), ""), ManualOutcome::refused);
+    EXPECT_EQ(s.c().rollback(s.now(), ""), ManualOutcome::refused);
+    EXPECT_EQ(s.c().pin(s.now(), Side::primary, ""), ManualOutcome::unchanged);
+    EXPECT_EQ(s.c().unpin(s.now(), ""), ManualOutcome::applied);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    EXPECT_EQ(s.take().at(0).reason, "manual unpin");
+    s.passes(1);  // the evidence gathered while pinned counts
+    EXPECT_EQ(s.state(), RouteState::promoted);
+}
+
+TEST(ControllerPins, ManualPinCandidateSurvivesBadEvidence) {
+    Script s;
+    s.flip();
+    EXPECT_EQ(s.c().pin(s.now(), Side::candidate, ""), ManualOutcome::applied);
+    EXPECT_EQ(s.take().at(0).reason, "manual pin");
+    s.fails(50);
+    s.live(100, true);
+    EXPECT_EQ(s.state(), RouteState::pinned);
+    EXPECT_EQ(s.c().candidate_share(), 1.0);
+    EXPECT_EQ(s.c().mirror_rate(), 0.05);
+    EXPECT_EQ(s.c().unpin(s.now(), ""), ManualOutcome::applied);
+    EXPECT_EQ(s.state(), RouteState::promoted);  // the serving side stays
+    EXPECT_EQ(s.status().evidence.rollback_llr, 0.0);  // the watch starts at the unpin
+    EXPECT_EQ(s.status().evidence.live_requests, 0u);
+}
+
+TEST(ControllerPins, PinModesRefuseEveryManualCommand) {
+    Script s(with_mode(make_route(), PromotionMode::pin_candidate));
+    EXPECT_EQ(s.state(), RouteState::pinned);
+    EXPECT_EQ(s.c().candidate_share(), 1.0);
+    s.fails(100);
+    s.live(100, true);
+    EXPECT_EQ(s.state(), RouteState::pinned);
+    EXPECT_EQ(s.c().promote(s.now(), ""), ManualOutcome::refused);
+    EXPECT_EQ(s.c().rollback(s.now(), ""), ManualOutcome::refused);
+    EXPECT_EQ(s.c().pin(s.now(), Side::primary, ""), ManualOutcome::refused);
+    EXPECT_EQ(s.c().unpin(s.now(), ""), ManualOutcome::refused);
+    EXPECT_TRUE(s.take().empty());
+
+    Script p(with_mode(make_route(), PromotionMode::pin_primary));
+    p.passes(500);
+    EXPECT_EQ(p.state(), RouteState::pinned);
+    EXPECT_EQ(p.c().candidate_share(), 0.0);
+}
+
+TEST(ControllerManual, PromoteAndRollbackAreRecordedLikeAutomaticChanges) {
+    Script s;
+    EXPECT_EQ(s.c().rollback(s.now(), ""), ManualOutcome::unchanged);  // primary already serves
+    EXPECT_EQ(s.c().promote(s.now(), "ticket 42"), ManualOutcome::applied);
+    EXPECT_EQ(s.c().promote(s.now(), ""), ManualOutcome::unchanged);
+    EXPECT_EQ(s.c().candidate_share(), 1.0);
+    s.passes(10);
+    EXPECT_EQ(s.c().rollback(s.now(), ""), ManualOutcome::applied);
+    const auto events = s.take();
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].trigger, Trigger::manual);
+    EXPECT_EQ(events[0].reason, "ticket 42");
+    EXPECT_EQ(events[0].to, RouteState::promoted);
+    EXPECT_EQ(events[1].reason, "manual rollback");
+    EXPECT_EQ(events[1].to, RouteState::rolled_back);
+    EXPECT_EQ(events[1].evidence.samples, 10u);
+    EXPECT_EQ(s.status().cooldown_until, s.now() + 1h);  // like an automatic rollback
+}
+
+TEST(ControllerModes, ModeChangesApplyAtOnce) {
+    Script s;  // no evidence, so a return to auto does not flip again by itself
+    ASSERT_EQ(s.c().promote(s.now(), ""), ManualOutcome::applied);
+    s.take();
+    const auto reload = [&](PromotionMode mode) {
+        s.c().reconfigure(s.now(), with_mode(make_route(), mode), "fp-1");
+        const auto events = s.take();
+        return events.empty() ? TransitionEvent{} : events.back();
+    };
+    auto e = reload(PromotionMode::pin_primary);
+    EXPECT_EQ(s.state(), RouteState::pinned);
+    EXPECT_EQ(s.c().candidate_share(), 0.0);
+    EXPECT_EQ(e.trigger, Trigger::config);
+    EXPECT_EQ(e.reason, "mode pin-primary");
+    reload(PromotionMode::automatic);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    reload(PromotionMode::pin_candidate);
+    EXPECT_EQ(s.c().candidate_share(), 1.0);
+    e = reload(PromotionMode::automatic);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    EXPECT_EQ(e.reason, "mode auto");
+    e = reload(PromotionMode::shadow);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    EXPECT_EQ(e.reason, "mode shadow");
+}
+
+TEST(ControllerModes, ManualPinOutlivesAModeChangeToShadow) {
+    Script s;
+    s.c().pin(s.now(), Side::candidate, "");
+    s.c().reconfigure(s.now(), with_mode(make_route(), PromotionMode::shadow), "fp-1");
+    EXPECT_EQ(s.state(), RouteState::pinned);
+    EXPECT_EQ(s.c().candidate_share(), 1.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evidence fingerprint and reloads
+
+TEST(ControllerEvidence, FingerprintChangeStartsTheEvidenceAfresh) {
+    Script s;
+    s.passes(51);
+    s.c().reconfigure(s.now(), make_route(), "fp-2");
+    const auto events = s.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].kind, EventKind::evidence_reset);
+    EXPECT_EQ(events[0].trigger, Trigger::config);
+    EXPECT_EQ(events[0].reason, "evidence fingerprint changed");
+    EXPECT_EQ(events[0].from, events[0].to);
+    EXPECT_EQ(events[0].evidence.samples, 51u);  // what was discarded
+    const Status st = s.status();
+    EXPECT_EQ(st.fingerprint, "fp-2");
+    EXPECT_EQ(st.evidence.samples, 0u);
+    EXPECT_EQ(st.evidence.sprt_llr, 0.0);
+    EXPECT_EQ(st.evidence_verdicts, 0u);
+    EXPECT_EQ(st.total_verdicts, 51u);
+    s.passes(51);
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    s.passes(1);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+}
+
+TEST(ControllerEvidence, SameFingerprintKeepsTheEvidence) {
+    Script s;
+    s.passes(51);
+    auto route = make_route();
+    route.shadow.sample_rate = 0.5;
+    route.promotion.cooldown = 2h;
+    s.c().reconfigure(s.now(), route, "fp-1");
+    EXPECT_TRUE(s.take().empty());
+    EXPECT_EQ(s.c().mirror_rate(), 0.5);
+    s.passes(1);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+}
+
+TEST(ControllerEvidence, FingerprintChangeKeepsTheServingState) {
+    Script s;
+    s.flip();
+    s.fails(5);
+    s.c().reconfigure(s.now(), make_route(), "fp-2");
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    EXPECT_EQ(s.status().evidence.rollback_llr, 0.0);
+    s.fails(7);  // the new candidate's own rollback test, from 0
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    s.fails(1);
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
+}
+
+TEST(ControllerEvidence, ChangedHypothesesRestartTheSequentialTests) {
+    Script s;
+    s.passes(40);
+    auto route = make_route();
+    route.promotion.threshold = 0.92;
+    s.c().reconfigure(s.now(), route, "fp-1");
+    const auto events = s.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].reason, "test parameters changed");
+    EXPECT_EQ(s.status().evidence.sprt_llr, 0.0);
+    EXPECT_EQ(s.status().evidence.samples, 40u);  // the window is still good evidence
+}
+
+TEST(ControllerEvidence, SmallerWindowDropsTheOldestVerdicts) {
+    Script s;
+    s.fails(10);
+    s.passes(90);
+    auto route = make_route();
+    route.promotion.window = 50;
+    route.promotion.min_samples = 20;
+    s.c().reconfigure(s.now(), route, "fp-1");
+    EXPECT_EQ(s.status().evidence.samples, 50u);
+    EXPECT_EQ(s.status().evidence.pass_rate, 1.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persistence
+
+/// One step of a long mixed script, chosen by `rng` from the controller's current state.
+void random_step(Controller& c, TimePoint& now, std::mt19937_64& rng, int phase_pass_percent) {
+    std::uniform_int_distribution<int> percent(0, 99);
+    now += std::chrono::seconds(1 + percent(rng) % 3);
+    const int what = percent(rng);
+    if (what < 35) {
+        const int roll = percent(rng);
+        const VerdictKind kind = roll < 3                    ? VerdictKind::error
+                                 : roll < phase_pass_percent ? VerdictKind::pass
+                                                             : VerdictKind::fail;
+        c.record_verdict(now, kind);
+    } else if (what < 95) {
+        const bool candidate = percent(rng) < c.candidate_share() * 100;
+        c.record_live_result(now, candidate, percent(rng) == 0);
+    } else {
+        c.tick(now);
+    }
+}
+
+routing::RouteConfig restart_route() {
+    auto route = make_route();
+    route.promotion.ramp = {10, 50, 100};
+    route.promotion.hold = 2min;
+    route.promotion.step = 10min;
+    route.promotion.cooldown = 20min;
+    return route;
+}
+
+/// Runs the script, saving and restoring the controller every `restore_every` steps (0: never).
+/// Returns all events and the final status.
+std::pair<std::vector<TransitionEvent>, Status> run_script(int restore_every) {
+    const auto route = restart_route();
+    Controller c(route, "fp", kT0);
+    TimePoint now = kT0;
+    std::mt19937_64 rng(20240611);
+    std::vector<TransitionEvent> events;
+    const int phases[] = {98, 70, 98, 99, 60, 97};
+    for (int step = 0; step < 12000; ++step) {
+        random_step(c, now, rng, phases[step / 2000]);
+        for (auto& e : c.take_events()) events.push_back(std::move(e));
+        if (restore_every != 0 && step % restore_every == 0) {
+            c = Controller::from_json(c.to_json(), route, "fp", now);
+        }
+    }
+    return {events, c.status()};
+}
+
+TEST(ControllerPersistence, RestartMidRunGivesIdenticalDecisions) {
+    const auto [events, status] = run_script(0);
+    // The script must exercise the interesting paths, or the comparison proves little.
+    int flips = 0, rollbacks = 0, steps = 0;
+    for (const auto& e : events) {
+        flips += e.from_side == Side::primary && e.to_side == Side::candidate;
+        rollbacks += e.to == RouteState::rolled_back;
+        steps += e.kind == EventKind::ramp_step;
+    }
+    EXPECT_GE(flips, 2);
+    EXPECT_GE(rollbacks, 2);
+    EXPECT_GE(steps, 2);
+
+    for (const int every : {6000, 997, 1}) {
+        const auto [restored_events, restored_status] = run_script(every);
+        EXPECT_EQ(restored_events, events) << "restore every " << every;
+        EXPECT_EQ(restored_status, status) << "restore every " << every;
+    }
+}
+
+TEST(ControllerPersistence, QueuedEventsSurviveARestart) {
+    Script s;
+    s.passes(52);
+    const std::string saved = s.c().to_json();
+    auto restored = Controller::from_json(saved, make_route(), "fp-1", s.now());
+    EXPECT_EQ(restored.take_events(), s.take());
+}
+
+TEST(ControllerPersistence, ConfigChangedWhileDownAppliesOnRestore) {
+    Script s;
+    s.flip();
+    const std::string saved = s.c().to_json();
+    auto restored = Controller::from_json(
+        saved, with_mode(make_route(), PromotionMode::pin_primary), "fp-2", s.now() + 1h);
+    const auto events = restored.take_events();
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].reason, "evidence fingerprint changed");
+    EXPECT_EQ(events[1].reason, "mode pin-primary");
+    EXPECT_EQ(restored.state(), RouteState::pinned);
+    EXPECT_EQ(restored.candidate_share(), 0.0);
+}
+
+TEST(ControllerPersistence, BadStateIsRejected) {
+    const auto route = make_route();
+    for (const char* text : {"", "not json", "[]", "{}", R"({"version": 2})"}) {
+        EXPECT_THROW(Controller::from_json(text, route, "fp", kT0), std::invalid_argument)
+            << text;
+    }
+    std::string json = Script().c().to_json();
+    json.replace(json.find("\"shadowing\""), 11, "\"flying\"");
+    EXPECT_THROW(Controller::from_json(json, route, "fp", kT0), std::invalid_argument);
+}
+
+TEST(ControllerPersistence, EventJsonCarriesTheNumbers) {
+    Script s;
+    s.passes(52);
+    const std::string json = to_json(s.take().at(0));
+    EXPECT_NE(json.find(R"("time":"2023-11-14T22:14:12.000Z")"), std::string::npos) << json;
+    EXPECT_NE(json.find(R"("reason":"sprt accepted")"), std::string::npos) << json;
+    EXPECT_NE(json.find(R"("samples":52)"), std::string::npos) << json;
+    EXPECT_NE(json.find(R"("to_side":"candidate")"), std::string::npos) << json;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+TEST(ControllerStatistics, WilsonLowerBound) {
+    EXPECT_EQ(wilson_lower_bound(0, 0), 0.0);
+    EXPECT_EQ(wilson_lower_bound(0, 10), 0.0);
+    EXPECT_NEAR(wilson_lower_bound(90, 100), 0.825634, 1e-6);
+    EXPECT_NEAR(wilson_lower_bound(10, 10), 10.0 / (10.0 + 1.959963984540054 * 1.959963984540054),
+                1e-12);
+}
+
+/// Share of `runs` simulated routes (hold 0s, min_samples 50, window 100, defaults otherwise)
+/// that flip within `verdicts` verdicts at a true pass rate of `pass_rate`.
+double simulated_flip_rate(double pass_rate, int runs, int verdicts, std::uint64_t seed) {
+    const auto route = make_route();
+    std::mt19937_64 rng(seed);  // mt19937_64's output is fixed by the standard
+    int flips = 0;
+    for (int run = 0; run < runs; ++run) {
+        Controller c(route, "sim", kT0);
+        TimePoint now = kT0;
+        for (int i = 0; i < verdicts; ++i) {
+            now += 1s;
+            const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+            c.record_verdict(now, u < pass_rate ? VerdictKind::pass : VerdictKind::fail);
+            if (c.state() != RouteState::shadowing) {
+                ++flips;
+                break;
+            }
+        }
+    }
+    return static_cast<double>(flips) / runs;
+}
+
+// The contract's promise about the flip test as a whole (window, min_samples and the SPRT
+// together): over 2,000 routes of up to 1,000 verdicts each, a candidate exactly at
+// rollback_threshold flips at most 6% of the time, one exactly at threshold at least 93%.
+TEST(ControllerSimulation, FlipRatesAtTheRollbackThresholdAndAtTheThreshold) {
+    const double at_85 = simulated_flip_rate(0.85, 2000, 1000, 85);
+    const double at_90 = simulated_flip_rate(0.90, 2000, 1000, 90);
+    RecordProperty("p_flip_at_85", std::to_string(at_85));
+    RecordProperty("p_flip_at_90", std::to_string(at_90));
+    std::printf("P(flip) at 85%%: %.4f, at 90%%: %.4f\n", at_85, at_90);
+    EXPECT_LE(at_85, 0.06);
+    EXPECT_GE(at_90, 0.93);
+}
+
+}  // namespace
+}  // namespace turnout::shadow
