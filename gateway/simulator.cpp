@@ -14,12 +14,18 @@
 // records the request into reused strings (no Beast fields map), RapidJSON parses into a
 // per-connection arena, and responses are rendered into reused strings (no Beast serializer)
 // and sent with one gather write.
+//
+// Roles (openai kind): `answer` (the default) generates text, a stable share of prompts
+// (--degrade-rate, or POST /_sim/config at run time) marked ` [degraded]`; `judge` reads the
+// fenced answers of a turnout judge prompt and replies with a verdict, so the shadow loop
+// (primary, candidate, judge) runs end to end on simulators.
 
 #include "gateway/simulator.hpp"
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -85,6 +91,11 @@ constexpr std::string_view kModelsBody =
     R"("owned_by":"turnout-simulator"}]})";
 // Starts like no HTTP version, so a client's response parser fails on the first line.
 constexpr std::string_view kGarbage = "SIMULATED GARBAGE \x01\x02\x03 this is not HTTP\r\n\r\n";
+// Appended to the last token of a degraded answer; the judge role scores answers holding the
+// tag low.
+constexpr std::string_view kDegradedMarker = " [degraded]";
+constexpr std::string_view kDegradedTag = "[degraded]";
+constexpr std::string_view kWhitespace = " \t\r\n";
 
 // ---------------------------------------------------------------------------------------------
 // Settings and shared state
@@ -100,6 +111,9 @@ struct Faults {
 /// The API the simulator speaks.
 enum class Kind { openai, anthropic };
 
+/// What /v1/chat/completions does: generate an answer, or judge a turnout judge prompt.
+enum class Role { answer, judge };
+
 struct Settings {
     Kind kind = Kind::openai;
     tcp::endpoint listen;
@@ -111,6 +125,10 @@ struct Settings {
     Faults faults;
     std::string tls_cert;
     std::string tls_key;
+    Role role = Role::answer;
+    double degrade_rate = 0;  // the start value of SimState::degrade_rate
+    bool judge_garbage = false;
+    int judge_score = -1;  // -1: computed from the answers
 };
 
 /// What one request generates: the settings, overridden by its x-sim-* headers.
@@ -119,6 +137,7 @@ struct Generation {
     double tps = 0;
     std::size_t tokens = 0;
     const std::vector<std::string>* words = nullptr;
+    bool degraded = false;  // the last token carries kDegradedMarker
 };
 
 struct Plan {
@@ -134,6 +153,8 @@ struct Stats {
     std::atomic<std::uint64_t> streams_aborted{0};
     std::atomic<std::int64_t> active_streams{0};
     std::atomic<std::uint64_t> next_id{0};
+    std::atomic<std::uint64_t> degraded_answers{0};
+    std::atomic<std::uint64_t> judge_replies{0};
 };
 
 void bump(std::atomic<std::uint64_t>& counter) {
@@ -197,11 +218,13 @@ struct RequestData {
 
 /// Everything the threads share; lives until the last session ends (sessions hold a
 /// shared_ptr). Thread safety: `settings` and `tls` are immutable once the threads start,
-/// `stats` are atomics, `last` is guarded by `last_mutex` (never held across a co_await).
+/// `stats` and `degrade_rate` are atomics, `last` is guarded by `last_mutex` (never held
+/// across a co_await).
 struct SimState {
     Settings settings;
     std::optional<ssl::context> tls;
     Stats stats;
+    std::atomic<double> degrade_rate{0};  // POST /_sim/config changes it at run time
     std::mutex last_mutex;
     RequestData last;
     bool has_last = false;
@@ -307,6 +330,13 @@ void append_number(std::string& out, std::uint64_t value) {
     out.append(digits.data(), end);
 }
 
+// The shortest text that reads back as `value`.
+void append_double(std::string& out, double value) {
+    std::array<char, 32> digits{};
+    auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), value);
+    out.append(digits.data(), end);
+}
+
 void append_fixed(std::string& out, double value) {
     std::array<char, 32> digits{};
     auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), value,
@@ -349,6 +379,8 @@ void append_token(std::string& out, const Generation& gen, std::size_t index) {
     append_escaped(out, (*gen.words)[index % gen.words->size()]);
     if (index + 1 < gen.tokens) {
         out += ' ';
+    } else if (gen.degraded) {
+        out += kDegradedMarker;
     }
 }
 
@@ -499,6 +531,8 @@ void render_stats(std::string& out, const Stats& stats) {
         {"streams_started", stats.streams_started.load()},
         {"streams_completed", stats.streams_completed.load()},
         {"streams_aborted", stats.streams_aborted.load()},
+        {"degraded_answers", stats.degraded_answers.load()},
+        {"judge_replies", stats.judge_replies.load()},
     };
     out = "{";
     for (const auto& [name, value] : fields) {
@@ -706,6 +740,248 @@ Clock::duration generation_time(const Generation& gen) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Degraded answers (--degrade-rate)
+
+std::uint64_t mix64(std::uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+// A hash of what a JSON value means rather than of its bytes: whitespace, string escapes,
+// number spelling and member order leave it unchanged, so a prompt the gateway re-serialises
+// (its shadow copy of a request) is treated like the client's original. Recursion is bounded
+// by the parser's, which has already walked the same document.
+std::uint64_t json_hash(const rapidjson::Value& value) {
+    switch (value.GetType()) {
+        case rapidjson::kNullType: return mix64(1);
+        case rapidjson::kFalseType: return mix64(2);
+        case rapidjson::kTrueType: return mix64(3);
+        case rapidjson::kStringType:
+            return mix64(fnv1a({value.GetString(), value.GetStringLength()}) ^ 4);
+        case rapidjson::kNumberType: {
+            const double number = value.GetDouble();
+            return mix64(std::bit_cast<std::uint64_t>(number == 0 ? 0.0 : number) ^ 5);
+        }
+        case rapidjson::kArrayType: {
+            std::uint64_t hash = mix64(6);
+            for (const auto& item : value.GetArray()) {
+                hash = mix64(hash ^ json_hash(item));
+            }
+            return hash;
+        }
+        case rapidjson::kObjectType: {
+            std::uint64_t sum = 0;  // a sum, so the members' order does not count
+            for (const auto& member : value.GetObject()) {
+                const std::string_view name(member.name.GetString(),
+                                            member.name.GetStringLength());
+                sum += mix64(fnv1a(name) ^ mix64(json_hash(member.value)));
+            }
+            return mix64(sum ^ 7);
+        }
+    }
+    return 0;
+}
+
+// A stable share `rate` of prompts, decided by the request's `messages` alone, so the same
+// prompt gets the same treatment whichever model (simulator) answers it; a higher rate
+// degrades a superset of the prompts a lower one does.
+bool degraded_prompt(const rapidjson::Value& request, double rate) {
+    if (!(rate > 0)) {
+        return false;
+    }
+    const auto messages = request.FindMember("messages");
+    const std::uint64_t hash =
+        messages == request.MemberEnd() ? mix64(0) : json_hash(messages->value);
+    return static_cast<double>(hash >> 11) * 0x1p-53 < rate;
+}
+
+bool parse_share(std::string_view text, double& out) {
+    double value = 0;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc() || ptr != end || !(value >= 0 && value <= 1)) {
+        return false;
+    }
+    out = value;
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The judge (--role judge)
+//
+// turnout's judge prompt fences each of REQUEST, ANSWER_A and ANSWER_B between a line
+// `<<<{boundary}:NAME` and a line `{boundary}:NAME>>>` (shadow/judge.hpp). The simulated
+// judge finds both answers and scores: B tagged [degraded] 40, B identical to A 100, else 97.
+
+constexpr std::string_view kJudgeRefusal = "I cannot evaluate this request.";
+constexpr std::string_view kJudgeGarbage =
+    "Both answers read reasonably well to me. Answer B phrases a few things differently from "
+    "answer A, but I would rather not put a number on it without more context.";
+constexpr int kJudgePassScore = 95;
+
+std::string_view trim(std::string_view text) {
+    const std::size_t first = text.find_first_not_of(kWhitespace);
+    if (first == std::string_view::npos) {
+        return {};
+    }
+    return text.substr(first, text.find_last_not_of(kWhitespace) - first + 1);
+}
+
+bool boundary_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
+}
+
+// The boundary X of an opening line `<<<X:NAME`; empty when `line` is not one.
+std::string_view opening_boundary(std::string_view line, std::string_view name) {
+    line = trim(line);
+    if (!line.starts_with("<<<") || line.size() <= 3 + 1 + name.size() ||
+        !line.ends_with(name) || line[line.size() - name.size() - 1] != ':') {
+        return {};
+    }
+    const std::string_view boundary = line.substr(3, line.size() - 3 - 1 - name.size());
+    return std::all_of(boundary.begin(), boundary.end(), boundary_char) ? boundary
+                                                                      : std::string_view();
+}
+
+bool is_closing(std::string_view line, std::string_view boundary, std::string_view name) {
+    line = trim(line);
+    return line.size() == boundary.size() + 1 + name.size() + 3 && line.starts_with(boundary) &&
+           line[boundary.size()] == ':' && line.substr(boundary.size() + 1, name.size()) == name &&
+           line.ends_with(">>>");
+}
+
+/// Calls `visit(line, begin)` for each line of `text` from `from` (without its line break)
+/// until it returns true; returns that line's offset, or npos.
+template <class Visit>
+std::size_t find_line(std::string_view text, std::size_t from, Visit visit) {
+    while (from < text.size()) {
+        const std::size_t end = std::min(text.find('\n', from), text.size());
+        if (visit(text.substr(from, end - from))) {
+            return from;
+        }
+        from = end + 1;
+    }
+    return std::string_view::npos;
+}
+
+// The content between the first opening line of `name` and the closing line with the same
+// boundary; nullopt when there is no such pair.
+std::optional<std::string_view> fenced_block(std::string_view text, std::string_view name) {
+    std::optional<std::string_view> block;
+    find_line(text, 0, [&](std::string_view line) {
+        const std::string_view boundary = opening_boundary(line, name);
+        if (boundary.empty()) {
+            return false;
+        }
+        const std::size_t begin = static_cast<std::size_t>(line.data() - text.data()) +
+                                  line.size() + 1;
+        const std::size_t close = find_line(text, begin, [&](std::string_view candidate) {
+            return is_closing(candidate, boundary, name);
+        });
+        if (close == std::string_view::npos) {
+            return false;
+        }
+        std::string_view content = text.substr(begin, close - begin);
+        if (content.ends_with('\n')) {
+            content.remove_suffix(1);
+        }
+        if (content.ends_with('\r')) {
+            content.remove_suffix(1);
+        }
+        block = content;
+        return true;
+    });
+    return block;
+}
+
+// The text of the last user message: its string content, or its text parts joined by line
+// breaks (the join is built in `scratch`).
+std::string_view last_user_text(const rapidjson::Value& request, std::string& scratch) {
+    const auto messages = request.FindMember("messages");
+    if (messages == request.MemberEnd() || !messages->value.IsArray()) {
+        return {};
+    }
+    const auto& list = messages->value;
+    for (rapidjson::SizeType i = list.Size(); i-- > 0;) {
+        if (!list[i].IsObject() || string_member(list[i], "role", "") != "user") {
+            continue;
+        }
+        const auto content = list[i].FindMember("content");
+        if (content == list[i].MemberEnd()) {
+            return {};
+        }
+        if (content->value.IsString()) {
+            return {content->value.GetString(), content->value.GetStringLength()};
+        }
+        scratch.clear();
+        if (content->value.IsArray()) {
+            for (const auto& part : content->value.GetArray()) {
+                if (part.IsObject() && string_member(part, "type", "") == "text") {
+                    scratch += scratch.empty() ? "" : "\n";
+                    scratch += string_member(part, "text", "");
+                }
+            }
+        }
+        return scratch;
+    }
+    return {};
+}
+
+struct JudgeVerdict {
+    int score = 0;
+    std::string_view reason;
+    std::string_view diff_summary;
+};
+
+/// nullopt when the prompt lacks either answer's fences.
+std::optional<JudgeVerdict> judge_answers(std::string_view prompt, int forced_score) {
+    const std::optional<std::string_view> a = fenced_block(prompt, "ANSWER_A");
+    const std::optional<std::string_view> b = fenced_block(prompt, "ANSWER_B");
+    if (!a || !b) {
+        return std::nullopt;
+    }
+    if (forced_score >= 0) {
+        return JudgeVerdict{forced_score, "The simulated judge was told to give this score.",
+                            "not compared (--judge-score)"};
+    }
+    if (b->find(kDegradedTag) != std::string_view::npos) {
+        return JudgeVerdict{40, "Answer B is degraded: it cannot replace reference answer A.",
+                            "B is marked [degraded]"};
+    }
+    if (*b == *a) {
+        return JudgeVerdict{100, "Answer B is identical to reference answer A.", "none"};
+    }
+    return JudgeVerdict{97, "Answer B says what answer A says in different words.",
+                        "wording only"};
+}
+
+// The verdict as a chatty model writes it: a preamble, then the JSON in a code fence.
+void render_verdict(std::string& out, const JudgeVerdict& verdict) {
+    out = "Here is my verdict:\n```json\n{\"score\": ";
+    append_number(out, static_cast<std::uint64_t>(verdict.score));
+    out += ", \"pass\": ";
+    out += verdict.score >= kJudgePassScore ? "true" : "false";
+    out += ", \"reason\": ";
+    append_json_string(out, verdict.reason);
+    out += ", \"diff_summary\": ";
+    append_json_string(out, verdict.diff_summary);
+    out += "}\n```";
+}
+
+void render_judge_completion(std::string& out, const Reply& reply, std::string_view content,
+                             std::size_t completion_tokens) {
+    out.clear();
+    append_reply_head(out, "chatcmpl-sim-", "chat.completion", reply);
+    out += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
+    append_json_string(out, content);
+    out += R"(},"logprobs":null,"finish_reason":"stop"}],)";
+    append_usage(out, reply.prompt_tokens, completion_tokens);
+    out += '}';
+}
+
+// ---------------------------------------------------------------------------------------------
 // The Anthropic Messages API (--kind anthropic, anthropic-version 2023-06-01)
 //
 // Requests are validated like the real API validates them (required headers and fields,
@@ -725,7 +1001,6 @@ constexpr std::string_view kOverloadedEvent =
     "event: error\n"
     R"(data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"
     "\n\n";
-constexpr std::string_view kWhitespace = " \t\r\n";
 
 constexpr std::array<std::string_view, 21> kMessagesFields = {
     "model",          "messages",     "max_tokens",    "system",             "metadata",
@@ -1518,6 +1793,7 @@ private:
     asio::awaitable<After> serve_control(std::string_view path);
     asio::awaitable<After> serve_api(std::string_view path, Plan plan);
     asio::awaitable<After> chat_completions(Plan plan);
+    asio::awaitable<After> send_verdict(ChatRequest chat, Plan plan);
     asio::awaitable<After> completions(Plan plan);
     asio::awaitable<After> embeddings(Plan plan);
 
@@ -1548,6 +1824,9 @@ private:
     After reset_connection();
 
     std::string plan_request(Plan& plan);
+    void compose_verdict(const rapidjson::Value& request);
+    unsigned configure();
+    void render_config();
     bool apply_override(Plan& plan, std::string_view key, std::string_view value);
     void record_last_request();
     bool parse_body(Document& doc);
@@ -1574,6 +1853,8 @@ private:
     std::string frame_;         // one SSE frame
     std::string chunk_prefix_;  // `{"id":...,"choices":` shared by the frames of one stream
     std::string problem_;       // anthropic: what is wrong with the request
+    std::string judge_prompt_;  // judge: the text parts of a prompt, joined
+    std::string verdict_;       // judge: the reply text
     Reply reply_;
     std::uint64_t request_number_ = 0;  // anthropic: the request-id header; 0: none
 };
@@ -1736,12 +2017,20 @@ asio::awaitable<After> Session<Stream>::serve_control(std::string_view path) {
         }
         co_return co_await send_body(found ? 200 : 404, kJson);
     }
+    if (path == "/_sim/config" && (get || request_.method == "POST")) {
+        const unsigned status = get ? 200 : configure();
+        if (status == 200) {
+            render_config();
+        }
+        co_return co_await send_body(status, kJson);
+    }
     if (request_.method == "POST" && path == "/_sim/reset") {
         // active_streams is a gauge of live streams, not a counter: it is left alone.
         Stats& stats = state_->stats;
         for (auto* counter : {&stats.connections_accepted, &stats.requests,
                               &stats.streams_started, &stats.streams_completed,
-                              &stats.streams_aborted}) {
+                              &stats.streams_aborted, &stats.degraded_answers,
+                              &stats.judge_replies}) {
             counter->store(0);
         }
         {
@@ -1763,6 +2052,15 @@ asio::awaitable<After> Session<Stream>::chat_completions(Plan plan) {
         co_return co_await send_body(400, kJson);
     }
     const ChatRequest chat = read_chat_request(doc);
+    if (state_->settings.role == Role::judge) {
+        compose_verdict(doc);
+        co_return co_await send_verdict(chat, plan);
+    }
+    plan.gen.degraded = !chat.tool && plan.gen.tokens > 0 &&
+                        degraded_prompt(doc, state_->degrade_rate.load(std::memory_order_relaxed));
+    if (plan.gen.degraded) {
+        bump(state_->stats.degraded_answers);
+    }
     if (chat.stream) {
         co_return co_await stream_chat(chat, plan);
     }
@@ -1772,6 +2070,96 @@ asio::awaitable<After> Session<Stream>::chat_completions(Plan plan) {
     co_await sleep_until(Clock::now() + generation_time(plan.gen));
     render_chat_completion(body_, new_reply(chat.model), plan.gen, chat.tool);
     co_return co_await send_body(200, kJson);
+}
+
+// Fills verdict_: prose without JSON (--judge-garbage), a refusal when the prompt lacks the
+// answers' fences, or the verdict. Either of the first two is a judge error for the gateway.
+template <class Stream>
+void Session<Stream>::compose_verdict(const rapidjson::Value& request) {
+    const Settings& settings = state_->settings;
+    if (settings.judge_garbage) {
+        verdict_.assign(kJudgeGarbage);
+        return;
+    }
+    const std::string_view prompt = last_user_text(request, judge_prompt_);
+    if (const auto verdict = judge_answers(prompt, settings.judge_score)) {
+        render_verdict(verdict_, *verdict);
+    } else {
+        verdict_.assign(kJudgeRefusal);
+    }
+}
+
+// Always a whole chat.completion, even when a stream was asked for: the gateway's judge call
+// is not streamed. Paced like an answer of the verdict's length.
+template <class Stream>
+asio::awaitable<After> Session<Stream>::send_verdict(ChatRequest chat, Plan plan) {
+    if (plan.faults.reset_after >= 0) {
+        co_return reset_connection();
+    }
+    const std::size_t tokens = (verdict_.size() + 3) / 4;
+    Generation timing = plan.gen;
+    timing.tokens = tokens;
+    co_await sleep_until(Clock::now() + generation_time(timing));
+    render_judge_completion(body_, new_reply(chat.model), verdict_, tokens);
+    bump(state_->stats.judge_replies);
+    co_return co_await send_body(200, kJson);
+}
+
+// POST /_sim/config: a JSON object whose members (only `degrade_rate` so far) are checked
+// all before any is applied. Returns the status; on failure the error body is in body_.
+template <class Stream>
+unsigned Session<Stream>::configure() {
+    arena_.clear();
+    Document doc = arena_.make_document();
+    if (!parse_body(doc)) {
+        return 400;
+    }
+    std::optional<double> rate;
+    for (const auto& member : doc.GetObject()) {
+        const std::string_view name(member.name.GetString(), member.name.GetStringLength());
+        if (name != "degrade_rate") {
+            problem_ = "unknown simulator setting '";
+            problem_ += name;
+            problem_ += "' (known: degrade_rate)";
+            render_failure(400, problem_, "invalid_config");
+            return 400;
+        }
+        if (!member.value.IsNumber() || !(member.value.GetDouble() >= 0) ||
+            !(member.value.GetDouble() <= 1)) {
+            render_failure(400, "degrade_rate: expected a number from 0 to 1", "invalid_config");
+            return 400;
+        }
+        if (anthropic() || state_->settings.role != Role::answer) {
+            render_failure(400, "degrade_rate applies to --kind openai --role answer only",
+                           "invalid_config");
+            return 400;
+        }
+        rate = member.value.GetDouble();
+    }
+    if (rate) {
+        state_->degrade_rate.store(*rate, std::memory_order_relaxed);
+    }
+    return 200;
+}
+
+template <class Stream>
+void Session<Stream>::render_config() {
+    const Settings& settings = state_->settings;
+    body_ = R"({"kind":)";
+    append_json_string(body_, anthropic() ? "anthropic" : "openai");
+    body_ += R"(,"role":)";
+    append_json_string(body_, settings.role == Role::judge ? "judge" : "answer");
+    body_ += R"(,"degrade_rate":)";
+    append_double(body_, state_->degrade_rate.load(std::memory_order_relaxed));
+    body_ += R"(,"judge_garbage":)";
+    body_ += settings.judge_garbage ? "true" : "false";
+    body_ += R"(,"judge_score":)";
+    if (settings.judge_score >= 0) {
+        append_number(body_, static_cast<std::uint64_t>(settings.judge_score));
+    } else {
+        body_ += "null";
+    }
+    body_ += '}';
 }
 
 template <class Stream>
@@ -2502,7 +2890,14 @@ constexpr std::string_view kUsage =
     "usage: turnout simulate --listen HOST:PORT [--kind openai|anthropic] [--threads N]\n"
     "         [--ttft DURATION] [--tps N] [--tokens N] [--text TEXT] [--fault-status CODE]\n"
     "         [--fault-reset-after N] [--fault-stream-error N] [--fault-hang]\n"
-    "         [--tls-cert FILE --tls-key FILE]\n";
+    "         [--tls-cert FILE --tls-key FILE]\n"
+    "         [--role answer|judge] [--degrade-rate R] [--judge-score N] [--judge-garbage]\n"
+    "  --role judge (openai kind): /v1/chat/completions judges a turnout judge prompt: B\n"
+    "    tagged [degraded] scores 40, B == A 100, otherwise 97; --judge-score forces a score,\n"
+    "    --judge-garbage answers prose without JSON; missing fences get a refusal.\n"
+    "  --degrade-rate R (openai kind, role answer): a stable share R (0..1) of prompts, by a\n"
+    "    hash of `messages`, get ' [degraded]' appended; POST /_sim/config\n"
+    "    {\"degrade_rate\": R} changes it at run time.\n";
 
 tcp::endpoint parse_endpoint(std::string_view text) {
     const std::size_t colon = text.rfind(':');
@@ -2592,8 +2987,39 @@ void apply_option(Settings& settings, std::string& text, std::string_view option
         settings.tls_cert = value;
     } else if (option == "--tls-key") {
         settings.tls_key = value;
+    } else if (option == "--role") {
+        if (value == "answer") {
+            settings.role = Role::answer;
+        } else if (value == "judge") {
+            settings.role = Role::judge;
+        } else {
+            bad_value(option, value, "answer or judge");
+        }
+    } else if (option == "--degrade-rate") {
+        if (!parse_share(value, settings.degrade_rate)) {
+            bad_value(option, value, "a share from 0 to 1");
+        }
+    } else if (option == "--judge-score") {
+        if (!parse_bounded(value, 0, 100, number)) {
+            bad_value(option, value, "a score from 0 to 100");
+        }
+        settings.judge_score = static_cast<int>(number);
     } else {
         throw std::invalid_argument("unknown option '" + std::string(option) + "'");
+    }
+}
+
+void check_roles(const Settings& settings) {
+    if (settings.kind == Kind::anthropic &&
+        (settings.role == Role::judge || settings.degrade_rate > 0)) {
+        throw std::invalid_argument("--role judge and --degrade-rate need --kind openai");
+    }
+    if (settings.role == Role::judge && settings.degrade_rate > 0) {
+        throw std::invalid_argument("--degrade-rate applies to --role answer");
+    }
+    if (settings.role != Role::judge &&
+        (settings.judge_garbage || settings.judge_score >= 0)) {
+        throw std::invalid_argument("--judge-score and --judge-garbage need --role judge");
     }
 }
 
@@ -2609,6 +3035,10 @@ std::optional<Settings> parse_command_line(int argc, char** argv) {
         }
         if (arg == "--fault-hang") {
             settings.faults.hang = true;
+            continue;
+        }
+        if (arg == "--judge-garbage") {
+            settings.judge_garbage = true;
             continue;
         }
         // Both `--name value` and `--name=value`.
@@ -2631,6 +3061,7 @@ std::optional<Settings> parse_command_line(int argc, char** argv) {
     if (settings.tls_cert.empty() != settings.tls_key.empty()) {
         throw std::invalid_argument("--tls-cert and --tls-key go together");
     }
+    check_roles(settings);
     split_words(text, settings.words);
     if (settings.words.empty()) {
         throw std::invalid_argument("--text needs at least one word");
@@ -2652,6 +3083,7 @@ std::shared_ptr<SimState> make_state(Settings settings) {
             throw std::runtime_error("--tls-key " + settings.tls_key + ": " + ec.message());
         }
     }
+    state->degrade_rate.store(settings.degrade_rate);
     state->settings = std::move(settings);
     split_words(kToolPreamble, state->tool_preamble);
     return state;
@@ -2709,6 +3141,7 @@ int simulate_main(int argc, char** argv) {
     });
     std::cout << R"({"msg":"listening","kind":"simulator","api":")"
               << (state->settings.kind == Kind::anthropic ? "anthropic" : "openai")
+              << R"(","role":")" << (state->settings.role == Role::judge ? "judge" : "answer")
               << R"(","listen":")" << endpoint_text(bound) << "\"}\n"
               << std::flush;
 

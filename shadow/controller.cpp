@@ -35,76 +35,52 @@ std::string or_default(std::string reason, std::string_view fallback) {
     return reason.empty() ? std::string(fallback) : reason;
 }
 
-template <typename T>
-void push_bounded(std::deque<T>& ring, T value, std::size_t limit, std::uint32_t& count_true) {
-    ring.push_back(value);
-    if (value) ++count_true;
+// Drops the oldest entries beyond `limit`, keeping `count_true` (the trues in `ring`) right.
+void trim(std::deque<bool>& ring, std::size_t limit, std::uint32_t& count_true) {
     while (ring.size() > limit) {
         if (ring.front()) --count_true;
         ring.pop_front();
     }
 }
 
+void push_bounded(std::deque<bool>& ring, bool value, std::size_t limit,
+                  std::uint32_t& count_true) {
+    ring.push_back(value);
+    if (value) ++count_true;
+    trim(ring, limit, count_true);
+}
+
 }  // namespace
 
-std::string_view to_string(RouteState state) {
-    switch (state) {
-        case RouteState::shadowing: return "shadowing";
-        case RouteState::ramping: return "ramping";
-        case RouteState::promoted: return "promoted";
-        case RouteState::rolled_back: return "rolled_back";
-        case RouteState::pinned: return "pinned";
-    }
-    return "shadowing";
+namespace {
+
+// Names in enumerator order; the enums are contiguous from 0.
+constexpr std::array<std::string_view, 5> kStateNames{"shadowing", "ramping", "promoted",
+                                                      "rolled_back", "pinned"};
+constexpr std::array<std::string_view, 2> kSideNames{"primary", "candidate"};
+constexpr std::array<std::string_view, 3> kVerdictNames{"pass", "fail", "error"};
+constexpr std::array<std::string_view, 3> kEventKindNames{"transition", "ramp_step",
+                                                          "evidence_reset"};
+constexpr std::array<std::string_view, 3> kTriggerNames{"automatic", "manual", "config"};
+constexpr std::array<std::string_view, 3> kDecisionNames{"undecided", "accepted", "rejected"};
+constexpr std::array<std::string_view, 4> kModeNames{"shadow", "auto", "pin-primary",
+                                                     "pin-candidate"};
+
+template <std::size_t N, typename E>
+std::string_view name_of(const std::array<std::string_view, N>& names, E value) {
+    const auto index = static_cast<std::size_t>(value);
+    return index < N ? names[index] : std::string_view("unknown");
 }
 
-std::string_view to_string(Side side) { return side == Side::primary ? "primary" : "candidate"; }
+}  // namespace
 
-std::string_view to_string(VerdictKind kind) {
-    switch (kind) {
-        case VerdictKind::pass: return "pass";
-        case VerdictKind::fail: return "fail";
-        case VerdictKind::error: return "error";
-    }
-    return "error";
-}
-
-std::string_view to_string(EventKind kind) {
-    switch (kind) {
-        case EventKind::transition: return "transition";
-        case EventKind::ramp_step: return "ramp_step";
-        case EventKind::evidence_reset: return "evidence_reset";
-    }
-    return "transition";
-}
-
-std::string_view to_string(Trigger trigger) {
-    switch (trigger) {
-        case Trigger::automatic: return "automatic";
-        case Trigger::manual: return "manual";
-        case Trigger::config: return "config";
-    }
-    return "automatic";
-}
-
-std::string_view to_string(SprtDecision decision) {
-    switch (decision) {
-        case SprtDecision::undecided: return "undecided";
-        case SprtDecision::accepted: return "accepted";
-        case SprtDecision::rejected: return "rejected";
-    }
-    return "undecided";
-}
-
-std::string_view to_string(PromotionMode mode) {
-    switch (mode) {
-        case PromotionMode::shadow: return "shadow";
-        case PromotionMode::automatic: return "auto";
-        case PromotionMode::pin_primary: return "pin-primary";
-        case PromotionMode::pin_candidate: return "pin-candidate";
-    }
-    return "shadow";
-}
+std::string_view to_string(RouteState state) { return name_of(kStateNames, state); }
+std::string_view to_string(Side side) { return name_of(kSideNames, side); }
+std::string_view to_string(VerdictKind kind) { return name_of(kVerdictNames, kind); }
+std::string_view to_string(EventKind kind) { return name_of(kEventKindNames, kind); }
+std::string_view to_string(Trigger trigger) { return name_of(kTriggerNames, trigger); }
+std::string_view to_string(SprtDecision decision) { return name_of(kDecisionNames, decision); }
+std::string_view to_string(PromotionMode mode) { return name_of(kModeNames, mode); }
 
 double wilson_lower_bound(std::uint32_t passes, std::uint32_t samples, double z) {
     if (samples == 0) return 0.0;
@@ -148,14 +124,8 @@ void Controller::apply_config(const routing::RouteConfig& route) {
     promotion_.window = std::max<std::uint32_t>(promotion_.window, 1);
     sample_rate_ = route.shadow.sample_rate;
     steps_ = sprt_steps(promotion_);
-    while (window_.size() > promotion_.window) {
-        if (window_.front()) --window_passes_;
-        window_.pop_front();
-    }
-    while (recent_.size() > promotion_.window) {
-        if (recent_.front()) --recent_errors_;
-        recent_.pop_front();
-    }
+    trim(window_, promotion_.window, window_passes_);
+    trim(recent_, promotion_.window, recent_errors_);
 }
 
 void Controller::reconfigure(TimePoint now, const routing::RouteConfig& route,
@@ -186,8 +156,8 @@ void Controller::apply_mode(TimePoint now, PromotionMode old_mode) {
     switch (promotion_.mode) {
         case PromotionMode::pin_primary:
         case PromotionMode::pin_candidate: {
-            const Side side = promotion_.mode == PromotionMode::pin_primary ? Side::primary
-                                                                            : Side::candidate;
+            const Side side =
+                promotion_.mode == PromotionMode::pin_primary ? Side::primary : Side::candidate;
             if (state_ != RouteState::pinned || pinned_side_ != side) {
                 transition(now, RouteState::pinned, 0, Trigger::config, reason, side);
             }
@@ -285,12 +255,17 @@ void Controller::decide(TimePoint now) {
     if (promotion_.mode != PromotionMode::automatic) return;
     switch (state_) {
         case RouteState::shadowing:
-        case RouteState::rolled_back: try_flip(now); return;
+        case RouteState::rolled_back:
+            try_flip(now);
+            return;
         case RouteState::ramping:
             if (!try_roll_back(now)) try_advance_ramp(now);
             return;
-        case RouteState::promoted: try_roll_back(now); return;
-        case RouteState::pinned: return;
+        case RouteState::promoted:
+            try_roll_back(now);
+            return;
+        case RouteState::pinned:
+            return;
     }
 }
 
@@ -353,8 +328,8 @@ bool Controller::verdicts_stopped(TimePoint now) const {
 // ---------------------------------------------------------------------------------------------
 // Changes
 
-void Controller::transition(TimePoint now, RouteState to, std::size_t ramp_step,
-                            Trigger trigger, std::string reason, Side pin) {
+void Controller::transition(TimePoint now, RouteState to, std::size_t ramp_step, Trigger trigger,
+                            std::string reason, Side pin) {
     const RouteState from = state_;
     const Side from_side = live_side();
     const Evidence before = evidence();
@@ -485,10 +460,13 @@ ManualOutcome Controller::unpin(TimePoint now, std::string reason) {
 Side Controller::live_side() const {
     switch (state_) {
         case RouteState::shadowing:
-        case RouteState::rolled_back: return Side::primary;
+        case RouteState::rolled_back:
+            return Side::primary;
         case RouteState::ramping:
-        case RouteState::promoted: return Side::candidate;
-        case RouteState::pinned: return pinned_side_;
+        case RouteState::promoted:
+            return Side::candidate;
+        case RouteState::pinned:
+            return pinned_side_;
     }
     return Side::primary;
 }
@@ -496,14 +474,17 @@ Side Controller::live_side() const {
 double Controller::candidate_share() const {
     switch (state_) {
         case RouteState::shadowing:
-        case RouteState::rolled_back: return 0.0;
+        case RouteState::rolled_back:
+            return 0.0;
         case RouteState::ramping: {
             const auto& ramp = promotion_.ramp;
             const std::uint32_t percent = ramp[std::min(ramp_step_, ramp.size() - 1)];
             return std::min(percent, 100u) / 100.0;
         }
-        case RouteState::promoted: return 1.0;
-        case RouteState::pinned: return pinned_side_ == Side::candidate ? 1.0 : 0.0;
+        case RouteState::promoted:
+            return 1.0;
+        case RouteState::pinned:
+            return pinned_side_ == Side::candidate ? 1.0 : 0.0;
     }
     return 0.0;
 }
@@ -528,8 +509,7 @@ Evidence Controller::evidence() const {
     e.rollback_llr = rollback_llr_;
     e.live_requests = static_cast<std::uint32_t>(live_.size());
     e.live_errors = live_errors_;
-    e.candidate_error_rate =
-        live_.empty() ? 0.0 : static_cast<double>(live_errors_) / live_.size();
+    e.candidate_error_rate = live_.empty() ? 0.0 : static_cast<double>(live_errors_) / live_.size();
     return e;
 }
 
@@ -734,8 +714,7 @@ class Fields {
 constexpr std::array kStates{RouteState::shadowing, RouteState::ramping, RouteState::promoted,
                              RouteState::rolled_back, RouteState::pinned};
 constexpr std::array kSides{Side::primary, Side::candidate};
-constexpr std::array kKinds{EventKind::transition, EventKind::ramp_step,
-                            EventKind::evidence_reset};
+constexpr std::array kKinds{EventKind::transition, EventKind::ramp_step, EventKind::evidence_reset};
 constexpr std::array kTriggers{Trigger::automatic, Trigger::manual, Trigger::config};
 constexpr std::array kModes{PromotionMode::shadow, PromotionMode::automatic,
                             PromotionMode::pin_primary, PromotionMode::pin_candidate};

@@ -23,9 +23,11 @@
 ///   to accept and 8 straight fails to reject. A rejection does not restart the test from 0:
 ///   the statistic carries on and is floored at kSprtFloorFactor times the rejection bound
 ///   (a reflecting barrier, i.e. a CUSUM with a head start). Restarting at 0 re-runs a fresh
-///   5% test every ~250 verdicts, and a candidate at exactly rollback_threshold then flips 18%
-///   of the time within 1,000 verdicts (64% within 5,000); with the floor it is 5-6%, and a
-///   candidate that improves from 80% to 92% still flips some 400 verdicts later.
+///   5% test every ~250 verdicts: a candidate at exactly rollback_threshold then flips 17% of
+///   the time within 1,000 verdicts (65% within 5,000). With the floor: 5.2% within 1,000
+///   (6.3% within 5,000), 98% for a candidate at threshold, and one that improves from 80% to
+///   92% still flips about 400 verdicts later. The rollback test is floored the same way, so
+///   a good candidate is not rolled back by a slow pile-up of restarted tests.
 /// - Ramping: each step lasts at least `step` and `min_samples` new pass/fail verdicts; the
 ///   step after the last below 100 is promoted.
 /// - Rollback (ramping or promoted -> rolled_back, mode `auto`), when any holds: the rollback
@@ -116,14 +118,16 @@ struct Evidence {
     std::uint32_t samples = 0;  ///< pass + fail verdicts in the window
     std::uint32_t passes = 0;
     std::uint32_t fails = 0;
-    std::uint32_t errors = 0;   ///< judge errors among the last `window` verdicts of any kind
-    double pass_rate = 0.0;     ///< passes / samples, 0 without samples
-    double wilson_lower = 0.0;  ///< 95% Wilson lower bound of pass_rate
-    double sprt_llr = 0.0;      ///< the flip test's log-likelihood ratio
-    double rollback_llr = 0.0;  ///< the rollback test's (0 unless the candidate is live)
+    std::uint32_t errors = 0;         ///< judge errors among the last `window` verdicts of any kind
+    double pass_rate = 0.0;           ///< passes / samples, 0 without samples
+    double wilson_lower = 0.0;        ///< 95% Wilson lower bound of pass_rate
+    double sprt_llr = 0.0;            ///< the flip test's log-likelihood ratio
+    double rollback_llr = 0.0;        ///< the rollback test's (0 unless the candidate is live)
     std::uint32_t live_requests = 0;  ///< candidate live requests in the error window
     std::uint32_t live_errors = 0;
     double candidate_error_rate = 0.0;  ///< live_errors / live_requests, 0 without requests
+
+    bool operator==(const Evidence&) const = default;
 };
 
 /// One change, for the caller to log, count (turnout_route_flips_total counts the events whose
@@ -158,18 +162,18 @@ struct Status {
     std::size_t ramp_step = 0;  ///< index into `ramp`; meaningful while ramping
     Evidence evidence;
     SprtDecision sprt_decision = SprtDecision::undecided;
-    double sprt_accept = 0.0;  ///< ln((1 - beta) / alpha)
-    double sprt_reject = 0.0;  ///< ln(beta / (1 - alpha))
+    double sprt_accept = 0.0;           ///< ln((1 - beta) / alpha)
+    double sprt_reject = 0.0;           ///< ln(beta / (1 - alpha))
     std::uint32_t sprt_rejections = 0;  ///< downward crossings of sprt_reject since evidence start
     std::uint32_t window = 0;
     double threshold = 0.0;
     double rollback_threshold = 0.0;
-    TimePoint since;  ///< the last transition (or construction)
-    std::optional<TimePoint> cooldown_until;  ///< set by a rollback
+    TimePoint since;                                 ///< the last transition (or construction)
+    std::optional<TimePoint> cooldown_until;         ///< set by a rollback
     std::optional<TimePoint> above_threshold_since;  ///< the hold clock
     std::optional<TimePoint> last_verdict;
-    std::uint32_t judge_error_run = 0;  ///< most recent consecutive judge errors
-    bool held_by_judge_errors = false;  ///< judge_error_run >= kJudgeErrorHoldRun
+    std::uint32_t judge_error_run = 0;    ///< most recent consecutive judge errors
+    bool held_by_judge_errors = false;    ///< judge_error_run >= kJudgeErrorHoldRun
     std::uint64_t evidence_verdicts = 0;  ///< verdicts of any kind since the evidence started
     std::uint64_t total_verdicts = 0;     ///< verdicts of any kind since the controller began
     std::string fingerprint;
@@ -237,8 +241,8 @@ class Controller {
 
   private:
     struct SprtSteps {
-        double pass = 0.0;    ///< flip test increment per pass (> 0)
-        double fail = 0.0;    ///< flip test increment per fail (< 0)
+        double pass = 0.0;  ///< flip test increment per pass (> 0)
+        double fail = 0.0;  ///< flip test increment per fail (< 0)
         double accept = 0.0;
         double reject = 0.0;
     };
@@ -271,8 +275,8 @@ class Controller {
     void apply_mode(TimePoint now, routing::PromotionMode old_mode);
     void apply_ramp_change(TimePoint now, double old_share);
     RouteState unpinned_state() const;
-    void push_event(TimePoint now, EventKind kind, Trigger trigger, RouteState from,
-                    Side from_side, std::string reason, const Evidence& evidence);
+    void push_event(TimePoint now, EventKind kind, Trigger trigger, RouteState from, Side from_side,
+                    std::string reason, const Evidence& evidence);
     Side live_side() const;
     Evidence evidence() const;
 

@@ -297,10 +297,14 @@ TEST(ControllerRollback, SequentialTestRollsBackAfter8StraightFails) {
 
 TEST(ControllerRollback, RollbackTestRestartsAtTheFlip) {
     Script s;
-    s.fails(7);  // before the flip: no effect on the rollback test
-    s.passes(300);
+    s.fails(7);  // before the flip: no part of the rollback test
+    while (s.state() == RouteState::shadowing) s.passes(1);
     ASSERT_EQ(s.state(), RouteState::promoted);
     EXPECT_EQ(s.status().evidence.rollback_llr, 0.0);
+    s.fails(7);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    s.fails(1);
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
 }
 
 TEST(ControllerRollback, CandidateErrorRateAboveTwoPercent) {
@@ -329,7 +333,7 @@ TEST(ControllerRollback, ErrorRateNeedsFiftyRequestsAndSlides) {
     Script t;
     t.flip();
     t.live(1, true);
-    t.live(199);     // the error will slide out of the last 200
+    t.live(199);      // the error will slide out of the last 200
     t.live(4, true);  // 4 of the last 200 = 2%
     EXPECT_EQ(t.state(), RouteState::promoted);
     t.live(1, true);  // 5 of 200
@@ -576,7 +580,7 @@ TEST(ControllerPins, ManualPinCandidateSurvivesBadEvidence) {
     EXPECT_EQ(s.c().candidate_share(), 1.0);
     EXPECT_EQ(s.c().mirror_rate(), 0.05);
     EXPECT_EQ(s.c().unpin(s.now(), ""), ManualOutcome::applied);
-    EXPECT_EQ(s.state(), RouteState::promoted);  // the serving side stays
+    EXPECT_EQ(s.state(), RouteState::promoted);        // the serving side stays
     EXPECT_EQ(s.status().evidence.rollback_llr, 0.0);  // the watch starts at the unpin
     EXPECT_EQ(s.status().evidence.live_requests, 0u);
 }
@@ -825,8 +829,7 @@ TEST(ControllerPersistence, ConfigChangedWhileDownAppliesOnRestore) {
 TEST(ControllerPersistence, BadStateIsRejected) {
     const auto route = make_route();
     for (const char* text : {"", "not json", "[]", "{}", R"({"version": 2})"}) {
-        EXPECT_THROW(Controller::from_json(text, route, "fp", kT0), std::invalid_argument)
-            << text;
+        EXPECT_THROW(Controller::from_json(text, route, "fp", kT0), std::invalid_argument) << text;
     }
     std::string json = Script().c().to_json();
     json.replace(json.find("\"shadowing\""), 11, "\"flying\"");

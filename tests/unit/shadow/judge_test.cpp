@@ -539,6 +539,20 @@ TEST(JudgeAnswer, NotAChatCompletionIsShownAsItCame) {
     EXPECT_EQ(answer_text_from_openai(""), "");
 }
 
+TEST(JudgeAnswer, DeeplyNestedInputDoesNotCrash) {
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    EXPECT_EQ(answer_text_from_openai(deep), deep);
+    std::string nested_reply;
+    for (int i = 0; i < 50000; ++i) nested_reply += "{\"a\":";
+    nested_reply += "{\"score\": 90}" + std::string(50000, '}');
+    EXPECT_FALSE(parse_judge_reply(nested_reply).ok);
+    JudgeInput input = sample_input();
+    input.request_json = R"({"messages":)" + deep + "}";
+    const std::string prompt =
+        render_judge_prompt(builtin_judge_template(), input, std::string(kBoundary));
+    EXPECT_NE(prompt.find(deep), std::string::npos);
+}
+
 TEST(JudgeAnswer, ReassembledStreamMatchesTheNonStreamedAnswer) {
     const std::vector<std::string> payloads = {
         R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})",
