@@ -79,12 +79,21 @@ if want nginx && [[ ! -x "$NGINX" ]]; then
   exit 2
 fi
 
-LOAD_START=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
-if awk -v l="$LOAD_START" -v n="$(nproc)" 'BEGIN { exit !(l + 0 > n / 2) }'; then
-  echo "bench: warning: load average $LOAD_START on $(nproc) cores before starting: the numbers will be noisy" >&2
+# CPU busy (in cores) over one second before starting: others' work adds noise.
+BUSY_BEFORE=$(python3 -c '
+import os, time
+def busy():
+    return sum(int(x) for x in open("/proc/stat").readline().split()[1:4])
+hz = os.sysconf("SC_CLK_TCK")
+a = busy(); time.sleep(1); b = busy()
+print(f"{(b - a) / hz:.2f}")' 2>/dev/null || echo "?")
+if awk -v b="$BUSY_BEFORE" 'BEGIN { exit !(b + 0 > 0.2) }'; then
+  echo "bench: warning: the machine is already busy ($BUSY_BEFORE cores in use): the numbers will be noisy" >&2
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/turnout-bench.XXXXXX")
+head -n 1 /proc/stat >"$WORK/stat-start" 2>/dev/null || true
+date +%s.%N >"$WORK/time-start"
 PIDS=()
 cleanup() {
   local status=$? pid
@@ -336,9 +345,46 @@ echo
 VERSION=$(timeout 5 "$BIN" --version 2>/dev/null | head -n 1 || true)
 echo "turnout bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores; per target: ${WARMUP} warm-up, then at c=1 and at c=64 $ROUNDS x ${SLICE_S}s wrk slices (rotating over the targets); $FRAMES streamed requests"
 echo "binary: $BIN${VERSION:+ ($VERSION)}"
-LOAD_END=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
-echo "load average (1 min): $LOAD_START at start, $LOAD_END at end (anything near $(nproc) means other work shared the cores)"
-python3 - "$RESULTS" "$LOAD_START" "$LOAD_END" "$(nproc)" <<'EOF'
+# How much CPU did processes other than ours use during the run? The machine's
+# user+system time (/proc/stat) minus ours: this shell and its waited-for
+# children (`times`: wrk, curl, python) plus the live servers and their workers.
+head -n 1 /proc/stat >"$WORK/stat-end" 2>/dev/null || true
+date +%s.%N >"$WORK/time-end"
+times >"$WORK/times.txt"
+OTHER_CPU=$(python3 - "$$" "$WORK" <<'EOF' || echo "? ?"
+import os, re, sys
+root, work = int(sys.argv[1]), sys.argv[2]
+hz = os.sysconf("SC_CLK_TCK")
+def busy(path):
+    f = open(path).read().split()
+    return sum(int(x) for x in f[1:4])  # user nice system
+def stat(pid):
+    rest = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(rest[1]), int(rest[11]) + int(rest[12])  # ppid, utime+stime
+procs = {}
+for d in os.listdir("/proc"):
+    if d.isdigit() and int(d) != os.getpid():
+        try:
+            procs[int(d)] = stat(d)
+        except (OSError, IndexError, ValueError):
+            pass
+ours, todo = 0, [root]
+while todo:
+    pid = todo.pop()
+    todo.extend(p for p, (ppid, _) in procs.items() if ppid == pid)
+    if pid != root and pid in procs:
+        ours += procs[pid][1]
+# `times`: the shell's own user/sys, then its waited-for children's.
+for m in re.finditer(r"(\d+)m([\d.]+)s", open(f"{work}/times.txt").read()):
+    ours += (int(m.group(1)) * 60 + float(m.group(2))) * hz
+machine = busy(f"{work}/stat-end") - busy(f"{work}/stat-start")
+secs = float(open(f"{work}/time-end").read()) - float(open(f"{work}/time-start").read())
+print(f"{max(machine - ours, 0) / hz / secs:.2f} {ours / hz / secs:.2f}")
+EOF
+)
+read -r OTHER_CORES OUR_CORES <<<"$OTHER_CPU"
+echo "cpu: the benchmark's processes used ${OUR_CORES:-?} cores on average, other processes ${OTHER_CORES:-?} ($BUSY_BEFORE cores busy just before the start)"
+python3 - "$RESULTS" "${OTHER_CORES:-?}" <<'EOF'
 import json, sys
 
 wrk, ff, extra, slices = {}, {}, {}, {}
@@ -461,11 +507,11 @@ elif ref:
         print(f"{name}: {val(v, unit)}")
 
 try:
-    busy = max(float(sys.argv[2]), float(sys.argv[3])) > int(sys.argv[4]) / 2
+    busy = float(sys.argv[2]) > 0.10
 except ValueError:
     busy = False
 if busy:
     print()
-    print(f"warning: the machine was busy (load average {sys.argv[2]} -> {sys.argv[3]} on {sys.argv[4]} cores):")
-    print("         other processes shared the cores, so the p99s and RPS above are not trustworthy; re-run on a quiet machine.")
+    print(f"warning: other processes used {sys.argv[2]} cores on average during the run: they shared the")
+    print("         cores with the benchmark, so the p99s and RPS above are not trustworthy; re-run on a quiet machine.")
 EOF

@@ -103,6 +103,7 @@ struct RequestRecord {
     bool stream = false;
     bool include_usage = false;
     bool serving_candidate = false;
+    std::string decided_target;  // provider/model the route chose (a fallback may answer instead)
     bool capture = false;  // sampled for the shadow: keep the answer for the judge
     std::string captured_body;
     std::vector<std::string> captured_payloads;
@@ -612,6 +613,7 @@ asio::awaitable<bool> Session::proxy(http::request<http::string_body>& request,
     const routing::RouteConfig& route = *decision->route;
     record.route = route.name;
     record.serving_candidate = decision->serving_candidate;
+    record.decided_target = decision->target.provider + "/" + decision->target.model;
     std::shared_ptr<RouteChannel> channel;
     if (view) {
         const auto found = view->channels.find(route.name);
@@ -668,8 +670,12 @@ void Session::after_live_answer(const http::request<http::string_body>& request,
     } else {
         channel.primary_requests.fetch_add(1);
     }
-    // Only answers that succeeded, arrived whole and were not too big to keep.
-    if (!record.capture || record.status != 200 || record.client_gone || failed) return;
+    // Only answers that succeeded, arrived whole, were not too big to keep, and came from the
+    // side the route chose (a fallback's answer is no evidence about primary or candidate).
+    if (!record.capture || record.status != 200 || record.client_gone || failed ||
+        record.target != record.decided_target) {
+        return;
+    }
     ShadowJob job;
     job.route = record.route;
     job.request_id = record.request_id;

@@ -286,7 +286,11 @@ bool ShadowRuntime::offer(ShadowJob job) {
 void ShadowRuntime::pump(Route& route) {
     while (route.inflight < route.config.shadow.max_inflight && !route.queue.empty()) {
         ++route.inflight;
-        asio::co_spawn(io_, process(std::move(route.queue.front())), asio::detached);
+        // Posted, not spawned here: co_spawn may start the coroutine inline, and the caller
+        // holds mutex_, which process() takes.
+        asio::post(io_, [this, job = std::move(route.queue.front())]() mutable {
+            asio::co_spawn(io_, process(std::move(job)), asio::detached);
+        });
         route.queue.pop_front();
     }
 }

@@ -360,7 +360,81 @@ RouteYaml& GatewayConfig::route_named(const std::string& name) {
     throw std::runtime_error("GatewayConfig: no route " + name);
 }
 
+bool PromotionYaml::empty() const {
+    return mode.empty() && !window && !min_samples && !threshold && hold.empty() &&
+           !rollback_threshold && !confidence && ramp.empty() && step.empty() &&
+           cooldown.empty() && !shadow_after_promotion;
+}
+
 namespace {
+
+/// A number as YAML: the shortest text that reads back as the same double.
+std::string yaml_number(double value) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.17g", value);
+    for (int precision = 1; precision <= 17; ++precision) {
+        char shorter[32];
+        std::snprintf(shorter, sizeof shorter, "%.*g", precision, value);
+        if (std::strtod(shorter, nullptr) == value) return shorter;
+    }
+    return buffer;
+}
+
+/// `key: value` pairs of a block (already formatted), written as flow YAML `{k: v, ...}`.
+std::string flow_map(const std::vector<std::pair<std::string, std::string>>& members) {
+    std::string out = "{";
+    const char* sep = "";
+    for (const auto& [k, v] : members) {
+        out += sep + k + ": " + v;
+        sep = ", ";
+    }
+    return out + "}";
+}
+
+std::string shadow_yaml(const ShadowYaml& s) {
+    std::vector<std::pair<std::string, std::string>> m;
+    if (s.sample_rate) m.emplace_back("sample_rate", yaml_number(*s.sample_rate));
+    if (s.max_inflight) m.emplace_back("max_inflight", std::to_string(*s.max_inflight));
+    if (s.queue) m.emplace_back("queue", std::to_string(*s.queue));
+    return flow_map(m);
+}
+
+std::string judge_yaml(const JudgeYaml& j) {
+    std::vector<std::pair<std::string, std::string>> m;
+    m.emplace_back("provider", j.provider);
+    m.emplace_back("model", json_quote(j.model));
+    if (!j.prompt_file.empty()) m.emplace_back("prompt_file", json_quote(j.prompt_file));
+    if (j.pass_score) m.emplace_back("pass_score", yaml_number(*j.pass_score));
+    return flow_map(m);
+}
+
+std::string promotion_yaml(const PromotionYaml& p) {
+    std::vector<std::pair<std::string, std::string>> m;
+    if (!p.mode.empty()) m.emplace_back("mode", p.mode);
+    if (p.window) m.emplace_back("window", std::to_string(*p.window));
+    if (p.min_samples) m.emplace_back("min_samples", std::to_string(*p.min_samples));
+    if (p.threshold) m.emplace_back("threshold", yaml_number(*p.threshold));
+    if (!p.hold.empty()) m.emplace_back("hold", p.hold);
+    if (p.rollback_threshold) {
+        m.emplace_back("rollback_threshold", yaml_number(*p.rollback_threshold));
+    }
+    if (p.confidence) m.emplace_back("confidence", yaml_number(*p.confidence));
+    if (!p.ramp.empty()) {
+        std::string ramp = "[";
+        const char* sep = "";
+        for (auto step : p.ramp) {
+            ramp += sep + std::to_string(step);
+            sep = ", ";
+        }
+        m.emplace_back("ramp", ramp + "]");
+    }
+    if (!p.step.empty()) m.emplace_back("step", p.step);
+    if (!p.cooldown.empty()) m.emplace_back("cooldown", p.cooldown);
+    if (p.shadow_after_promotion) {
+        m.emplace_back("shadow_after_promotion", yaml_number(*p.shadow_after_promotion));
+    }
+    return flow_map(m);
+}
 
 /// `{provider: P, model: "M", weight: W, headers: {...}, body: {...}}` (flow YAML).
 std::string target_yaml(const TargetYaml& t) {
@@ -439,6 +513,12 @@ std::string GatewayConfig::yaml() const {
             y << "}\n";
         }
         if (!r.timeout.empty()) y << "    timeout: " << r.timeout << "\n";
+        if (!r.candidate.provider.empty()) {
+            y << "    candidate: " << target_yaml(r.candidate) << "\n";
+        }
+        if (!r.shadow.empty()) y << "    shadow: " << shadow_yaml(r.shadow) << "\n";
+        if (!r.judge.provider.empty()) y << "    judge: " << judge_yaml(r.judge) << "\n";
+        if (!r.promotion.empty()) y << "    promotion: " << promotion_yaml(r.promotion) << "\n";
         for (const auto& line : r.extra_lines) y << "    " << line << "\n";
     }
     return y.str();
@@ -529,6 +609,72 @@ std::optional<HttpResponse> GatewayProcess::admin_request(const std::string& met
                                                           const std::string& body,
                                                           Millis timeout) {
     return http_request(admin_port_, method, target, headers, body, timeout);
+}
+
+std::optional<HttpResponse> GatewayProcess::admin_get(const std::string& target,
+                                                      const std::string& token) {
+    Headers headers;
+    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+    return admin_request("GET", target, headers);
+}
+
+std::optional<HttpResponse> GatewayProcess::admin_post(const std::string& target,
+                                                       const std::string& body,
+                                                       const std::string& token) {
+    Headers headers;
+    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+    if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
+    return admin_request("POST", target, headers, body);
+}
+
+rapidjson::Document GatewayProcess::admin_route(const std::string& name,
+                                                const std::string& token) {
+    rapidjson::Document route;
+    auto response = admin_get("/admin/routes", token);
+    if (!response || response->status != 200) return parse_json("");
+    auto doc = parse_json(response->body);
+    const auto* list = doc.HasParseError() ? nullptr : json_at(doc, "routes");
+    if (!list || !list->IsArray()) return parse_json("");
+    for (const auto& r : list->GetArray()) {
+        if (r.IsObject() && json_string(r, "name") == name) {
+            route.CopyFrom(r, route.GetAllocator());
+            return route;
+        }
+    }
+    return parse_json("");
+}
+
+std::string GatewayProcess::route_state(const std::string& name, const std::string& token) {
+    auto route = admin_route(name, token);
+    if (route.HasParseError()) return "";
+    return json_string(route, "state").value_or("");
+}
+
+::testing::AssertionResult GatewayProcess::wait_for_route_state(const std::string& name,
+                                                                const std::string& state,
+                                                                Millis timeout,
+                                                                const std::string& token) {
+    std::string last;
+    auto ok = wait_for(
+        [&] {
+            auto route = admin_route(name, token);
+            last = route.HasParseError() ? std::string("(not listed)") : json_to_string(route);
+            return !route.HasParseError() && json_string(route, "state") == state;
+        },
+        timeout, "route " + name + " in state " + state);
+    if (!ok) ok << "; last /admin/routes entry: " << last;
+    return ok;
+}
+
+rapidjson::Document GatewayProcess::admin_verdicts(const std::string& name, std::size_t limit,
+                                                   const std::string& token) {
+    auto response = admin_get(
+        "/admin/routes/" + name + "/verdicts?limit=" + std::to_string(limit), token);
+    if (!response || response->status != 200) return parse_json("");
+    auto doc = parse_json(response->body);
+    const auto* list = doc.HasParseError() ? nullptr : json_at(doc, "verdicts");
+    if (!list || !list->IsArray()) return parse_json("");
+    return doc;
 }
 
 std::optional<HttpResponse> GatewayProcess::reload(const std::string& token, Millis timeout) {

@@ -160,6 +160,41 @@ struct TargetYaml {
     std::string body = {};     ///< verbatim flow YAML, e.g. "{speed: fast}"
 };
 
+/// A route's `shadow` block; written when any member is set.
+struct ShadowYaml {
+    std::optional<double> sample_rate = {};
+    std::optional<std::uint32_t> max_inflight = {};
+    std::optional<std::uint32_t> queue = {};
+
+    bool empty() const { return !sample_rate && !max_inflight && !queue; }
+};
+
+/// A route's `judge` block; written when `provider` is not empty.
+struct JudgeYaml {
+    std::string provider = {};
+    std::string model = {};
+    std::string prompt_file = {};            ///< empty = absent (the built-in template)
+    std::optional<double> pass_score = {};
+};
+
+/// A route's `promotion` block; written when any member is set. Durations and the mode are
+/// verbatim YAML scalars ("0s", "auto").
+struct PromotionYaml {
+    std::string mode = {};
+    std::optional<std::uint32_t> window = {};
+    std::optional<std::uint32_t> min_samples = {};
+    std::optional<double> threshold = {};
+    std::string hold = {};
+    std::optional<double> rollback_threshold = {};
+    std::optional<double> confidence = {};
+    std::vector<std::uint32_t> ramp = {};  ///< empty = absent
+    std::string step = {};
+    std::string cooldown = {};
+    std::optional<double> shadow_after_promotion = {};
+
+    bool empty() const;
+};
+
 struct RouteYaml {
     std::string name;
     std::string match_model;  ///< empty = no `model` in the match block
@@ -173,6 +208,10 @@ struct RouteYaml {
     int retry_attempts = -1;                   ///< `retries.attempts`; < 0 = no `retries` block
     std::string retry_backoff = {};            ///< `retries.backoff` (with retry_attempts >= 0)
     std::string timeout = {};                  ///< route `timeout`; empty = absent
+    TargetYaml candidate = {};                 ///< an empty provider = no `candidate`
+    ShadowYaml shadow = {};
+    JudgeYaml judge = {};
+    PromotionYaml promotion = {};
 };
 
 /// Builds a gateway YAML config: listen and admin.listen on 127.0.0.1:0, state in a temp dir,
@@ -261,6 +300,25 @@ class GatewayProcess {
                                               const Headers& headers = {},
                                               const std::string& body = {},
                                               Millis timeout = kWait);
+    /// GET / POST on the admin port, with `Authorization: Bearer TOKEN` when `token` is not
+    /// empty (and `Content-Type: application/json` with a body).
+    std::optional<HttpResponse> admin_get(const std::string& target, const std::string& token = {});
+    std::optional<HttpResponse> admin_post(const std::string& target, const std::string& body = {},
+                                           const std::string& token = {});
+    /// Route `name`'s object in GET /admin/routes; HasParseError() when the call failed or the
+    /// route is not listed.
+    rapidjson::Document admin_route(const std::string& name, const std::string& token = {});
+    /// `state` of route `name` in GET /admin/routes; "" when unavailable.
+    std::string route_state(const std::string& name, const std::string& token = {});
+    /// Polls GET /admin/routes until route `name` is in `state`.
+    ::testing::AssertionResult wait_for_route_state(const std::string& name,
+                                                    const std::string& state,
+                                                    Millis timeout = Millis(20000),
+                                                    const std::string& token = {});
+    /// GET /admin/routes/NAME/verdicts?limit=LIMIT: a document with a `verdicts` array, or one
+    /// that HasParseError() when the call failed or answered something else.
+    rapidjson::Document admin_verdicts(const std::string& name, std::size_t limit = 1000,
+                                       const std::string& token = {});
     /// POST /admin/reload on the admin port, with `Authorization: Bearer TOKEN` when `token` is
     /// not empty.
     std::optional<HttpResponse> reload(const std::string& token = {}, Millis timeout = kWait);

@@ -1,0 +1,434 @@
+// The shadow loop end to end on simulated providers: sampled live requests are mirrored to the
+// candidate and judged; a good candidate flips the route (and then serves live traffic), a poor
+// one never does, degrading it after the flip rolls back, the state survives a restart, and
+// neither a hung candidate, a hung judge, a garbage judge nor a full shadow queue changes a live
+// answer.
+//
+// Every process is a `turnout simulate`: the primary (`slow`), the candidate (`fast`, degraded
+// on demand with --degrade-rate or POST /_sim/config) and the judge (--role judge: 100 when B ==
+// A, 97 when they differ, 40 when B is marked [degraded]). The default pass_score is 95.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/support/fixtures.hpp"
+#include "tests/support/shadow_stack.hpp"
+
+namespace turnout::test {
+namespace {
+
+constexpr const char* kRoute = ShadowStack::kRoute;
+constexpr const char* kPrimary = ShadowStack::kPrimaryTarget;
+constexpr const char* kCandidate = ShadowStack::kCandidateTarget;
+/// Long enough for dozens of sequential requests plus their verdicts on a slow machine.
+constexpr Millis kLongWait{20000};
+
+/// The value of metric `name` for route `chat` with `labels` added (0 when absent).
+double route_metric(GatewayProcess& gateway, const std::string& name,
+                    std::map<std::string, std::string> labels = {}) {
+    labels["route"] = kRoute;
+    auto text = gateway.metrics();
+    return text ? metric_value(*text, name, labels).value_or(0.0) : -1.0;
+}
+
+/// Every response answered 200 by `target`.
+::testing::AssertionResult all_served_by(const std::vector<HttpResponse>& responses,
+                                         const std::string& target) {
+    for (std::size_t i = 0; i < responses.size(); ++i) {
+        if (responses[i].status != 200 || responses[i].header("x-turnout-target") != target) {
+            return ::testing::AssertionFailure()
+                   << "response " << i << ": status " << responses[i].status
+                   << ", x-turnout-target '" << responses[i].header("x-turnout-target")
+                   << "', expected " << target << "; body: " << responses[i].body;
+        }
+    }
+    return ::testing::AssertionSuccess();
+}
+
+/// The JSON log line of the route transition of `chat` to `state` (waits for it).
+::testing::AssertionResult transition_logged(GatewayProcess& gateway, const std::string& state,
+                                             rapidjson::Document& event) {
+    std::string line;
+    auto ok = gateway.wait_for_log(
+        std::regex("\"msg\":\"route transition\".*\"to\":\"" + state + "\""), kWait, &line);
+    if (!ok) return ok;
+    event = parse_json(line);
+    if (event.HasParseError() || !event.IsObject()) {
+        return ::testing::AssertionFailure() << "not a JSON log line: " << line;
+    }
+    return ::testing::AssertionSuccess();
+}
+
+/// A live request that must be answered 200 by `target`.
+::testing::AssertionResult served_by(ShadowStack& stack, const std::string& id,
+                                     const std::string& target) {
+    auto response = stack.ask(id);
+    if (!response) return ::testing::AssertionFailure() << "no answer to " << id;
+    return all_served_by({*response}, target);
+}
+
+TEST(ShadowTest, SampledPairsReachTheJudgeAndAreListedAsVerdicts) {
+    ShadowStack stack({}, {});
+    ASSERT_TRUE(stack.start());
+    constexpr int kRequests = 10;
+    std::vector<HttpResponse> responses;
+    ASSERT_TRUE(stack.send(kRequests, "pair", false, &responses));
+    EXPECT_TRUE(all_served_by(responses, kPrimary));
+
+    // Each sampled pair: one mirrored copy to the candidate, one judge call.
+    EXPECT_TRUE(stack.judge().wait_for_stat(
+        "judge_replies", [](std::int64_t v) { return v >= kRequests; }, kLongWait,
+        ">= " + std::to_string(kRequests)));
+    rapidjson::Document doc;
+    ASSERT_TRUE(stack.wait_for_verdicts(kRequests, doc));
+    const auto& list = *verdict_list(doc);
+    ASSERT_EQ(list.Size(), static_cast<rapidjson::SizeType>(kRequests)) << json_to_string(doc);
+    std::set<std::string> ids;
+    std::string previous_time;
+    for (const auto& v : list.GetArray()) {
+        SCOPED_TRACE(json_to_string(v));
+        EXPECT_EQ(json_string(v, "route"), kRoute);
+        auto id = json_string(v, "request_id").value_or("");
+        EXPECT_TRUE(id.rfind("pair-", 0) == 0);
+        ids.insert(id);
+        // Both answers are the simulator's default text: identical, so the judge scores 100.
+        EXPECT_EQ(json_number(v, "score"), 100.0);
+        EXPECT_EQ(json_string(v, "verdict"), "pass");
+        ASSERT_NE(json_at(v, "pass"), nullptr);
+        EXPECT_TRUE(json_at(v, "pass")->IsTrue());
+        EXPECT_FALSE(json_string(v, "reason").value_or("").empty());
+        EXPECT_TRUE(json_string(v, "diff_summary").has_value());
+        EXPECT_GT(json_number(v, "primary_latency_ms").value_or(-1), 0.0);
+        EXPECT_GT(json_number(v, "candidate_latency_ms").value_or(-1), 0.0);
+        auto time = json_string(v, "time").value_or("");
+        EXPECT_FALSE(time.empty());
+        // Newest first: ISO 8601 UTC times compare as text.
+        if (!previous_time.empty()) {
+            EXPECT_LE(time, previous_time);
+        }
+        previous_time = time;
+    }
+    EXPECT_EQ(ids.size(), static_cast<std::size_t>(kRequests)) << "one verdict per request id";
+
+    // The mirrored copies went to the candidate (its model, not streamed); the judge was asked
+    // for its model at temperature 0, with both answers fenced in the prompt.
+    EXPECT_TRUE(stack.candidate().wait_for_stat("requests", kRequests));
+    auto mirrored = stack.candidate().last_request();
+    ASSERT_TRUE(mirrored);
+    auto mirrored_body = parse_json(mirrored->body);
+    EXPECT_EQ(json_string(mirrored_body, "model"), "fast-model") << mirrored->body;
+    auto judged = stack.judge().last_request();
+    ASSERT_TRUE(judged);
+    auto judge_body = parse_json(judged->body);
+    EXPECT_EQ(json_string(judge_body, "model"), ShadowStack::kJudgeModel) << judged->body;
+    EXPECT_EQ(json_number(judge_body, "temperature"), 0.0) << judged->body;
+    EXPECT_NE(judged->body.find(":ANSWER_A"), std::string::npos);
+    EXPECT_NE(judged->body.find(":ANSWER_B"), std::string::npos);
+
+    auto& gw = stack.gateway();
+    EXPECT_TRUE(gw.wait_for_metric(
+        "turnout_judge_verdicts_total", {{"route", kRoute}, {"verdict", "pass"}},
+        [](double v) { return v == kRequests; }, "== 10"));
+    EXPECT_TRUE(gw.wait_for_metric(
+        "turnout_shadow_requests_total", {{"route", kRoute}, {"outcome", "sent"}},
+        [](double v) { return v == kRequests; }, "== 10"));
+    EXPECT_EQ(route_metric(gw, "turnout_pass_rate"), 1.0);
+    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "shadowing"}}), 1.0);
+    // Ten passes are far from min_samples: still shadowing.
+    EXPECT_EQ(gw.route_state(kRoute), "shadowing");
+}
+
+TEST(ShadowTest, GoodCandidateFlipsTheRouteAndThenServesLiveTraffic) {
+    ShadowStack stack({}, {});
+    ASSERT_TRUE(stack.start([](GatewayConfig& c) {
+        // No mirrored copies once promoted: the primary then sees no traffic at all.
+        c.route_named(kRoute).promotion.shadow_after_promotion = 0.0;
+    }));
+    auto& gw = stack.gateway();
+    ASSERT_TRUE(stack.send_until_state("promoted", 200, "good", kLongWait));
+
+    // The flip waited for Wald's SPRT (52 straight passes at 0.90 vs 0.85, 95%), not just for
+    // min_samples (50).
+    rapidjson::Document event;
+    ASSERT_TRUE(transition_logged(gw, "promoted", event));
+    EXPECT_EQ(json_string(event, "trigger"), "automatic") << json_to_string(event);
+    EXPECT_EQ(json_string(event, "from"), "shadowing") << json_to_string(event);
+    EXPECT_GE(json_number(event, "samples").value_or(0), 52.0) << json_to_string(event);
+    EXPECT_GE(json_number(event, "pass_rate").value_or(0), 0.9) << json_to_string(event);
+
+    auto route = gw.admin_route(kRoute);
+    ASSERT_FALSE(route.HasParseError());
+    EXPECT_EQ(json_string(route, "state"), "promoted") << json_to_string(route);
+    EXPECT_EQ(json_string(route, "live_target"), kCandidate) << json_to_string(route);
+    EXPECT_EQ(json_number(route, "candidate_share"), 1.0) << json_to_string(route);
+
+    // Live answers now come from the candidate; the primary is left alone.
+    const auto primary_before = stack.primary().stat("requests");
+    ASSERT_TRUE(primary_before);
+    std::vector<HttpResponse> responses;
+    ASSERT_TRUE(stack.send(10, "after-flip", false, &responses));
+    EXPECT_TRUE(all_served_by(responses, kCandidate));
+    auto upstream = stack.candidate().last_request();
+    ASSERT_TRUE(upstream);
+    EXPECT_EQ(json_string(parse_json(upstream->body), "model"), "fast-model");
+    EXPECT_EQ(stack.primary().stat("requests"), primary_before);
+
+    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "candidate"}}), 1.0);
+    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "primary"}}), 0.0);
+    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "promoted"}}), 1.0);
+    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "shadowing"}}), 0.0);
+}
+
+TEST(ShadowTest, PoorCandidateNeverFlips) {
+    ShadowStack stack({}, {"--degrade-rate", "1.0"});
+    ASSERT_TRUE(stack.start());
+    constexpr int kRequests = 100;
+    std::vector<HttpResponse> responses;
+    ASSERT_TRUE(stack.send(kRequests, "poor", false, &responses));
+    EXPECT_TRUE(all_served_by(responses, kPrimary));
+
+    rapidjson::Document doc;
+    ASSERT_TRUE(stack.wait_for_verdicts(kRequests, doc, kLongWait));
+    EXPECT_EQ(count_verdicts(doc, "fail"), static_cast<std::size_t>(kRequests))
+        << json_to_string(doc);
+    for (const auto& v : verdict_list(doc)->GetArray()) {
+        EXPECT_EQ(json_number(v, "score"), 40.0) << json_to_string(v);
+    }
+    auto& gw = stack.gateway();
+    auto route = gw.admin_route(kRoute);
+    ASSERT_FALSE(route.HasParseError());
+    EXPECT_EQ(json_string(route, "state"), "shadowing") << json_to_string(route);
+    EXPECT_EQ(json_string(route, "live_target"), kPrimary) << json_to_string(route);
+    EXPECT_EQ(json_number(route, "passes"), 0.0) << json_to_string(route);
+    EXPECT_EQ(json_number(route, "fails"), 100.0) << json_to_string(route);
+    EXPECT_EQ(json_number(route, "pass_rate"), 0.0) << json_to_string(route);
+    EXPECT_EQ(route_metric(gw, "turnout_judge_verdicts_total", {{"verdict", "fail"}}), 100.0);
+    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total"), 0.0);
+    EXPECT_TRUE(served_by(stack, "poor-after", kPrimary));
+}
+
+TEST(ShadowTest, DegradingTheCandidateAfterTheFlipRollsBack) {
+    ShadowStack stack({}, {});
+    ASSERT_TRUE(stack.start([](GatewayConfig& c) {
+        // Every live request is still judged against the primary once promoted.
+        c.route_named(kRoute).promotion.shadow_after_promotion = 1.0;
+    }));
+    auto& gw = stack.gateway();
+    ASSERT_TRUE(stack.send_until_state("promoted", 200, "good", kLongWait));
+    ASSERT_TRUE(served_by(stack, "promoted-check", kCandidate));
+
+    ASSERT_TRUE(stack.set_candidate_degrade_rate(1.0));
+    // 8 straight fails accept "pass rate <= 0.85" at 95%.
+    ASSERT_TRUE(stack.send_until_state("rolled_back", 100, "degraded", kLongWait));
+
+    rapidjson::Document event;
+    ASSERT_TRUE(transition_logged(gw, "rolled_back", event));
+    EXPECT_EQ(json_string(event, "trigger"), "automatic") << json_to_string(event);
+    EXPECT_EQ(json_string(event, "from"), "promoted") << json_to_string(event);
+
+    auto route = gw.admin_route(kRoute);
+    ASSERT_FALSE(route.HasParseError());
+    EXPECT_EQ(json_string(route, "live_target"), kPrimary) << json_to_string(route);
+    EXPECT_EQ(json_number(route, "candidate_share"), 0.0) << json_to_string(route);
+    std::vector<HttpResponse> responses;
+    ASSERT_TRUE(stack.send(5, "after-rollback", false, &responses));
+    EXPECT_TRUE(all_served_by(responses, kPrimary));
+
+    // The newest verdicts are the degraded candidate's fails.
+    auto latest = gw.admin_verdicts(kRoute, 8);
+    ASSERT_NE(verdict_list(latest), nullptr);
+    EXPECT_GE(count_verdicts(latest, "fail"), 1u) << json_to_string(latest);
+    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "candidate"}}), 1.0);
+    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "primary"}}), 1.0);
+    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "rolled_back"}}), 1.0);
+    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "promoted"}}), 0.0);
+}
+
+TEST(ShadowTest, StateSurvivesARestart) {
+    ShadowStack stack({}, {});
+    ASSERT_TRUE(stack.start());
+    ASSERT_TRUE(stack.send_until_state("promoted", 200, "good", kLongWait));
+    ASSERT_TRUE(served_by(stack, "before-restart", kCandidate));
+    auto before = stack.gateway().admin_verdicts(kRoute, 1000);
+    ASSERT_NE(verdict_list(before), nullptr);
+    ASSERT_GE(verdict_list(before)->Size(), 52u);
+    std::vector<std::string> old_ids;
+    for (const auto& v : verdict_list(before)->GetArray()) {
+        old_ids.push_back(json_string(v, "request_id").value_or(""));
+    }
+    const auto old_total = json_number(stack.gateway().admin_route(kRoute), "total_verdicts");
+    ASSERT_TRUE(old_total);
+
+    ASSERT_TRUE(stack.restart_gateway());
+    auto& gw = stack.gateway();
+    // No new traffic yet: what the new process shows comes from the state directory.
+    auto route = gw.admin_route(kRoute);
+    ASSERT_FALSE(route.HasParseError());
+    EXPECT_EQ(json_string(route, "state"), "promoted") << json_to_string(route);
+    EXPECT_EQ(json_string(route, "live_target"), kCandidate) << json_to_string(route);
+    EXPECT_GE(json_number(route, "total_verdicts").value_or(0), *old_total)
+        << json_to_string(route);
+    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "promoted"}}), 1.0);
+
+    auto after = gw.admin_verdicts(kRoute, 1000);
+    ASSERT_NE(verdict_list(after), nullptr);
+    std::set<std::string> new_ids;
+    for (const auto& v : verdict_list(after)->GetArray()) {
+        new_ids.insert(json_string(v, "request_id").value_or(""));
+    }
+    for (const auto& id : old_ids) {
+        EXPECT_TRUE(new_ids.count(id)) << "verdict of " << id << " lost in the restart";
+    }
+    EXPECT_TRUE(served_by(stack, "after-restart", kCandidate));
+}
+
+TEST(ShadowTest, HungCandidateNeverChangesLiveAnswers) {
+    ShadowStack stack({}, {"--fault-hang"});
+    ASSERT_TRUE(stack.start([](GatewayConfig& c) { c.route_named(kRoute).timeout = "1s"; }));
+    constexpr int kRequests = 20;
+    for (int i = 0; i < kRequests; ++i) {
+        const auto start = Clock::now();
+        auto response = stack.ask("hung-candidate-" + std::to_string(i));
+        const auto took = std::chrono::duration_cast<Millis>(Clock::now() - start);
+        ASSERT_TRUE(response);
+        EXPECT_TRUE(all_served_by({*response}, kPrimary));
+        // Well under the 1 s the shadow copy hangs for: the live answer never waits for it.
+        EXPECT_LT(took.count(), 900) << "request " << i;
+    }
+    rapidjson::Document doc;
+    ASSERT_TRUE(stack.wait_for_verdicts(kRequests, doc, kLongWait));
+    EXPECT_EQ(count_verdicts(doc, "fail"), static_cast<std::size_t>(kRequests))
+        << json_to_string(doc);
+    for (const auto& v : verdict_list(doc)->GetArray()) {
+        ASSERT_NE(json_at(v, "pass"), nullptr);
+        EXPECT_TRUE(json_at(v, "pass")->IsFalse()) << json_to_string(v);
+    }
+    auto& gw = stack.gateway();
+    EXPECT_TRUE(gw.wait_for_metric(
+        "turnout_shadow_requests_total", {{"route", kRoute}, {"outcome", "error"}},
+        [](double v) { return v == kRequests; }, "== 20"));
+    EXPECT_EQ(gw.route_state(kRoute), "shadowing");
+    EXPECT_TRUE(stack.candidate().wait_for_stat(
+        "requests", [](std::int64_t v) { return v >= kRequests; }, kWait, ">= 20"));
+}
+
+TEST(ShadowTest, HungJudgeNeverChangesLiveAnswers) {
+    ShadowStack stack({}, {}, {"--fault-hang"});
+    ASSERT_TRUE(stack.start([](GatewayConfig& c) { c.route_named(kRoute).timeout = "1s"; }));
+    constexpr int kRequests = 20;
+    for (int i = 0; i < kRequests; ++i) {
+        const auto start = Clock::now();
+        auto response = stack.ask("hung-judge-" + std::to_string(i));
+        const auto took = std::chrono::duration_cast<Millis>(Clock::now() - start);
+        ASSERT_TRUE(response);
+        EXPECT_TRUE(all_served_by({*response}, kPrimary));
+        EXPECT_LT(took.count(), 900) << "request " << i;
+    }
+    rapidjson::Document doc;
+    ASSERT_TRUE(stack.wait_for_verdicts(kRequests, doc, kLongWait));
+    // A judge timeout is a verdict error: neither pass nor fail.
+    EXPECT_EQ(count_verdicts(doc, "error"), static_cast<std::size_t>(kRequests))
+        << json_to_string(doc);
+    for (const auto& v : verdict_list(doc)->GetArray()) {
+        const auto* score = json_at(v, "score");
+        EXPECT_TRUE(score && score->IsNull()) << json_to_string(v);
+    }
+    auto& gw = stack.gateway();
+    auto route = gw.admin_route(kRoute);
+    ASSERT_FALSE(route.HasParseError());
+    EXPECT_EQ(json_string(route, "state"), "shadowing") << json_to_string(route);
+    EXPECT_EQ(json_number(route, "samples"), 0.0) << json_to_string(route);
+    EXPECT_EQ(json_number(route, "errors"), static_cast<double>(kRequests))
+        << json_to_string(route);
+    EXPECT_EQ(route_metric(gw, "turnout_judge_verdicts_total", {{"verdict", "error"}}),
+              static_cast<double>(kRequests));
+    // The mirrored copies themselves succeeded.
+    EXPECT_EQ(route_metric(gw, "turnout_shadow_requests_total", {{"outcome", "sent"}}),
+              static_cast<double>(kRequests));
+}
+
+TEST(ShadowTest, StreamedLiveRequestsAreShadowed) {
+    ShadowStack stack({}, {});
+    ASSERT_TRUE(stack.start());
+    constexpr int kRequests = 10;
+    std::vector<HttpResponse> responses;
+    ASSERT_TRUE(stack.send(kRequests, "stream", true, &responses));
+    EXPECT_TRUE(all_served_by(responses, kPrimary));
+    for (const auto& r : responses) {
+        EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos) << r.body;
+    }
+    rapidjson::Document doc;
+    ASSERT_TRUE(stack.wait_for_verdicts(kRequests, doc));
+    for (const auto& v : verdict_list(doc)->GetArray()) {
+        EXPECT_TRUE(json_string(v, "request_id").value_or("").rfind("stream-", 0) == 0);
+        // The primary's stream, reassembled, is the same text the candidate answered whole.
+        EXPECT_EQ(json_number(v, "score"), 100.0) << json_to_string(v);
+        EXPECT_EQ(json_string(v, "verdict"), "pass") << json_to_string(v);
+    }
+    EXPECT_EQ(stack.primary().stat("streams_started"), kRequests);
+    // The shadow copy is not streamed.
+    EXPECT_EQ(stack.candidate().stat("requests"), kRequests);
+    EXPECT_EQ(stack.candidate().stat("streams_started"), 0);
+}
+
+TEST(ShadowTest, GarbageJudgeGivesVerdictErrorsAndNoFlip) {
+    ShadowStack stack({}, {}, {"--judge-garbage"});
+    ASSERT_TRUE(stack.start());
+    constexpr int kRequests = 80;
+    std::vector<HttpResponse> responses;
+    ASSERT_TRUE(stack.send(kRequests, "garbage", false, &responses));
+    EXPECT_TRUE(all_served_by(responses, kPrimary));
+    rapidjson::Document doc;
+    ASSERT_TRUE(stack.wait_for_verdicts(kRequests, doc, kLongWait));
+    EXPECT_EQ(count_verdicts(doc, "error"), static_cast<std::size_t>(kRequests))
+        << json_to_string(doc);
+    for (const auto& v : verdict_list(doc)->GetArray()) {
+        const auto* score = json_at(v, "score");
+        EXPECT_TRUE(score && score->IsNull()) << json_to_string(v);
+        EXPECT_FALSE(json_string(v, "reason").value_or("").empty()) << json_to_string(v);
+    }
+    auto& gw = stack.gateway();
+    EXPECT_EQ(gw.route_state(kRoute), "shadowing");
+    EXPECT_EQ(route_metric(gw, "turnout_judge_verdicts_total", {{"verdict", "error"}}),
+              static_cast<double>(kRequests));
+    EXPECT_EQ(route_metric(gw, "turnout_judge_verdicts_total", {{"verdict", "pass"}}), 0.0);
+    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total"), 0.0);
+    EXPECT_TRUE(served_by(stack, "garbage-after", kPrimary));
+}
+
+TEST(ShadowTest, FullQueueDropsSamplesWithoutTouchingLiveAnswers) {
+    ShadowStack stack({}, {"--ttft", "2s"});
+    ASSERT_TRUE(stack.start([](GatewayConfig& c) {
+        auto& r = c.route_named(kRoute);
+        r.shadow.max_inflight = 1;
+        r.shadow.queue = 1;
+    }));
+    constexpr int kRequests = 20;
+    for (int i = 0; i < kRequests; ++i) {
+        const auto start = Clock::now();
+        auto response = stack.ask("queue-" + std::to_string(i));
+        const auto took = std::chrono::duration_cast<Millis>(Clock::now() - start);
+        ASSERT_TRUE(response);
+        EXPECT_TRUE(all_served_by({*response}, kPrimary));
+        // The candidate takes 2 s per shadow copy; the live answer never waits for one.
+        EXPECT_LT(took.count(), 1500) << "request " << i;
+    }
+    auto& gw = stack.gateway();
+    EXPECT_TRUE(gw.wait_for_metric(
+        "turnout_shadow_requests_total", {{"route", kRoute}, {"outcome", "dropped"}},
+        [](double v) { return v > 0; }, "> 0"));
+    // Every sample is accounted for once the two accepted ones are judged: sent or dropped.
+    EXPECT_TRUE(gw.wait_for_metric(
+        "turnout_shadow_requests_total", {{"route", kRoute}},
+        [](double v) { return v == kRequests; }, "sent + dropped + error == 20", kLongWait));
+    EXPECT_LE(route_metric(gw, "turnout_shadow_requests_total", {{"outcome", "sent"}}),
+              static_cast<double>(kRequests - 1));
+}
+
+}  // namespace
+}  // namespace turnout::test
