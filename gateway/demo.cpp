@@ -102,6 +102,7 @@ Child start_simulator(const std::vector<std::string>& args) {
     if (pid < 0) throw std::runtime_error("fork failed");
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive the demo
+        setpgid(0, 0);  // Ctrl-C reaches the demo only: it drains, then stops the providers
         dup2(out[1], STDOUT_FILENO);
         close(out[0]);
         close(out[1]);
@@ -222,9 +223,15 @@ private:
     static constexpr int kClients = 6;
 
     void send_traffic(int client) {
+        // Traffic starts once the gateway answers, so no request fails for being early.
+        while (!stopping_ && http_call(admin_, "GET", "/readyz", "").first != 200) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
         std::uint64_t n = 0;
         while (!stopping_) {
-            const std::string prompt = kPrompts[(client * 7 + n) % std::size(kPrompts)];
+            // Many distinct prompts, so the fast model's weak spots show up as some fails.
+            const std::string prompt = std::string(kPrompts[(client * 7 + n) % std::size(kPrompts)]) +
+                                       " (variant " + std::to_string((client * 13 + n) % 50) + ")";
             const std::string body = R"({"model":"smart","messages":[{"role":"user","content":")" +
                                      prompt + R"("}]})";
             const auto [status, answer] = http_call(api_, "POST", "/v1/chat/completions", body);
@@ -308,7 +315,7 @@ int demo_main(int argc, char** argv) {
                                             "300ms", "--tps", "60", "--tokens", "24"}));
         children.push_back(start_simulator({"simulate", "--listen", "127.0.0.1:0", "--ttft",
                                             "20ms", "--tps", "900", "--tokens", "24",
-                                            "--degrade-rate", "0.03"}));
+                                            "--degrade-rate", "0.04"}));
         children.push_back(start_simulator({"simulate", "--listen", "127.0.0.1:0", "--role",
                                             "judge", "--ttft", "50ms"}));
     } catch (const std::exception& e) {

@@ -27,11 +27,13 @@ std::string route_path(const std::string& route, const std::string& action) {
     return "/admin/routes/" + route + "/" + action;
 }
 
-double route_metric(GatewayProcess& gateway, const std::string& name,
-                    std::map<std::string, std::string> labels = {}) {
+/// Polls /metrics until metric `name` of route `chat` (with `labels` added; summed over the
+/// other labels) equals `value`: metrics are updated just after a verdict becomes visible.
+::testing::AssertionResult metric_is(GatewayProcess& gateway, const std::string& name,
+                                     std::map<std::string, std::string> labels, double value) {
     labels["route"] = kRoute;
-    auto text = gateway.metrics();
-    return text ? metric_value(*text, name, labels).value_or(0.0) : -1.0;
+    return gateway.wait_for_metric(
+        name, labels, [value](double v) { return v == value; }, "== " + std::to_string(value));
 }
 
 /// 200 with the JSON of route `chat` in `state` serving `live_target`.
@@ -46,16 +48,15 @@ double route_metric(GatewayProcess& gateway, const std::string& name,
     auto doc = parse_json(response->body);
     if (doc.HasParseError() || !doc.IsObject() || json_string(doc, "name") != kRoute ||
         json_string(doc, "state") != state || json_string(doc, "live_target") != live_target) {
-        return ::testing::AssertionFailure() << "expected route " << kRoute << " in state "
-                                             << state << " serving " << live_target
-                                             << ", got: " << response->body;
+        return ::testing::AssertionFailure()
+               << "expected route " << kRoute << " in state " << state << " serving " << live_target
+               << ", got: " << response->body;
     }
     return ::testing::AssertionSuccess();
 }
 
 /// An error answer with `status` and an {"error": {...}} body.
-::testing::AssertionResult is_admin_error(const std::optional<HttpResponse>& response,
-                                          int status) {
+::testing::AssertionResult is_admin_error(const std::optional<HttpResponse>& response, int status) {
     if (!response) return ::testing::AssertionFailure() << "no answer";
     if (response->status != status) {
         return ::testing::AssertionFailure() << "status " << response->status << ", expected "
@@ -165,8 +166,8 @@ TEST(AdminRoutesTest, VerdictsAreNewestFirstAndLimited) {
                   json_string(full[i - 1], "time").value_or(""));
     }
     // An unevaluated route has no verdicts to show.
-    EXPECT_TRUE(is_admin_error(gw.admin_get(route_path(ShadowStack::kPlainRoute, "verdicts")),
-                               404));
+    EXPECT_TRUE(
+        is_admin_error(gw.admin_get(route_path(ShadowStack::kPlainRoute, "verdicts")), 404));
 }
 
 TEST(AdminRoutesTest, ManualPromoteAndRollbackAreAppliedAndCounted) {
@@ -175,29 +176,29 @@ TEST(AdminRoutesTest, ManualPromoteAndRollbackAreAppliedAndCounted) {
     auto& gw = stack.gateway();
     ASSERT_TRUE(served_by(stack, "before", kPrimary));
 
-    EXPECT_TRUE(answered_route(gw.admin_post(route_path(kRoute, "promote")), "promoted",
-                               kCandidate));
+    EXPECT_TRUE(
+        answered_route(gw.admin_post(route_path(kRoute, "promote")), "promoted", kCandidate));
     EXPECT_EQ(gw.route_state(kRoute), "promoted");
     EXPECT_TRUE(served_by(stack, "promoted", kCandidate));
     auto upstream = stack.candidate().last_request();
     ASSERT_TRUE(upstream);
     EXPECT_EQ(json_string(parse_json(upstream->body), "model"), "fast-model");
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "candidate"}}), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "promoted"}}), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "shadowing"}}), 0.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {{"to", "candidate"}}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_state", {{"state", "promoted"}}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_state", {{"state", "shadowing"}}, 0.0));
     // Recorded like an automatic change: logged with its trigger.
     std::string line;
     EXPECT_TRUE(gw.wait_for_log(
         std::regex("\"msg\":\"route transition\".*\"trigger\":\"manual\".*\"to\":\"promoted\""),
         kWait, &line));
 
-    EXPECT_TRUE(answered_route(gw.admin_post(route_path(kRoute, "rollback")), "rolled_back",
-                               kPrimary));
+    EXPECT_TRUE(
+        answered_route(gw.admin_post(route_path(kRoute, "rollback")), "rolled_back", kPrimary));
     EXPECT_TRUE(served_by(stack, "rolled-back", kPrimary));
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "primary"}}), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "candidate"}}), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "rolled_back"}}), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "promoted"}}), 0.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {{"to", "primary"}}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {{"to", "candidate"}}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_state", {{"state", "rolled_back"}}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_state", {{"state", "promoted"}}, 0.0));
 }
 
 TEST(AdminRoutesTest, PinWinsOverPromoteUntilUnpinned) {
@@ -205,34 +206,34 @@ TEST(AdminRoutesTest, PinWinsOverPromoteUntilUnpinned) {
     ASSERT_TRUE(stack.start());
     auto& gw = stack.gateway();
 
-    EXPECT_TRUE(answered_route(
-        gw.admin_post(route_path(kRoute, "pin"), R"({"target": "primary"})"), "pinned", kPrimary));
+    EXPECT_TRUE(answered_route(gw.admin_post(route_path(kRoute, "pin"), R"({"target": "primary"})"),
+                               "pinned", kPrimary));
     EXPECT_TRUE(is_admin_error(gw.admin_post(route_path(kRoute, "promote")), 409));
     EXPECT_TRUE(is_admin_error(gw.admin_post(route_path(kRoute, "rollback")), 409));
     EXPECT_EQ(gw.route_state(kRoute), "pinned");
     EXPECT_TRUE(served_by(stack, "pinned-primary", kPrimary));
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total"), 0.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "pinned"}}), 1.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {}, 0.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_state", {{"state", "pinned"}}, 1.0));
 
     // Unpinning a primary pin goes back to shadowing; then promote works.
-    EXPECT_TRUE(answered_route(gw.admin_post(route_path(kRoute, "unpin")), "shadowing",
-                               kPrimary));
-    EXPECT_TRUE(answered_route(gw.admin_post(route_path(kRoute, "promote")), "promoted",
-                               kCandidate));
+    EXPECT_TRUE(answered_route(gw.admin_post(route_path(kRoute, "unpin")), "shadowing", kPrimary));
+    EXPECT_TRUE(
+        answered_route(gw.admin_post(route_path(kRoute, "promote")), "promoted", kCandidate));
 
     // Pinning the candidate keeps it serving, and overrides a rollback.
-    EXPECT_TRUE(answered_route(
-        gw.admin_post(route_path(kRoute, "pin"), R"({"target": "candidate"})"), "pinned",
-        kCandidate));
+    EXPECT_TRUE(
+        answered_route(gw.admin_post(route_path(kRoute, "pin"), R"({"target": "candidate"})"),
+                       "pinned", kCandidate));
     EXPECT_TRUE(is_admin_error(gw.admin_post(route_path(kRoute, "rollback")), 409));
     EXPECT_TRUE(served_by(stack, "pinned-candidate", kCandidate));
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "candidate"}}), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "primary"}}), 0.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {{"to", "candidate"}}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {{"to", "primary"}}, 0.0));
 }
 
 TEST(AdminRoutesTest, ShadowModeRefusesPromoteAndRollback) {
     ShadowStack stack({}, {});
-    ASSERT_TRUE(stack.start([](GatewayConfig& c) { c.route_named(kRoute).promotion.mode = "shadow"; }));
+    ASSERT_TRUE(
+        stack.start([](GatewayConfig& c) { c.route_named(kRoute).promotion.mode = "shadow"; }));
     auto& gw = stack.gateway();
     EXPECT_TRUE(is_admin_error(gw.admin_post(route_path(kRoute, "promote")), 409));
     EXPECT_TRUE(is_admin_error(gw.admin_post(route_path(kRoute, "rollback")), 409));
@@ -240,7 +241,7 @@ TEST(AdminRoutesTest, ShadowModeRefusesPromoteAndRollback) {
     EXPECT_TRUE(served_by(stack, "shadow-mode", kPrimary));
     auto route = gw.admin_route(kRoute);
     EXPECT_EQ(json_string(route, "mode"), "shadow") << json_to_string(route);
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total"), 0.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {}, 0.0));
 }
 
 TEST(AdminRoutesTest, UnknownRouteIs404) {
@@ -252,8 +253,8 @@ TEST(AdminRoutesTest, UnknownRouteIs404) {
         SCOPED_TRACE(action);
         EXPECT_TRUE(is_admin_error(gw.admin_post(route_path("nope", action)), 404));
         // A route that exists but is not evaluated has nothing to command either.
-        EXPECT_TRUE(is_admin_error(gw.admin_post(route_path(ShadowStack::kPlainRoute, action)),
-                                   404));
+        EXPECT_TRUE(
+            is_admin_error(gw.admin_post(route_path(ShadowStack::kPlainRoute, action)), 404));
     }
     EXPECT_TRUE(is_admin_error(
         gw.admin_post(route_path("nope", "pin"), R"({"target": "candidate"})"), 404));
@@ -274,13 +275,13 @@ TEST(AdminRoutesTest, BadPinBodyIs400) {
     }
     EXPECT_EQ(gw.route_state(kRoute), "shadowing");
     EXPECT_TRUE(served_by(stack, "after-bad-pins", kPrimary));
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total"), 0.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {}, 0.0));
 }
 
 TEST(AdminRoutesTest, AdminTokenGuardsRoutesButNotMetrics) {
     ShadowStack stack({}, {});
-    ASSERT_TRUE(stack.start([](GatewayConfig& c) { c.admin_token_env(kTokenEnv); },
-                            {{kTokenEnv, kToken}}));
+    ASSERT_TRUE(
+        stack.start([](GatewayConfig& c) { c.admin_token_env(kTokenEnv); }, {{kTokenEnv, kToken}}));
     auto& gw = stack.gateway();
     for (const std::string& token : {std::string(), std::string("wrong-token")}) {
         SCOPED_TRACE("token '" + token + "'");
@@ -297,11 +298,11 @@ TEST(AdminRoutesTest, AdminTokenGuardsRoutesButNotMetrics) {
     auto listed = gw.admin_get("/admin/routes", kToken);
     ASSERT_TRUE(listed);
     EXPECT_EQ(listed->status, 200) << listed->body;
-    EXPECT_TRUE(answered_route(gw.admin_post(route_path(kRoute, "promote"), {}, kToken),
-                               "promoted", kCandidate));
+    EXPECT_TRUE(answered_route(gw.admin_post(route_path(kRoute, "promote"), {}, kToken), "promoted",
+                               kCandidate));
     EXPECT_TRUE(served_by(stack, "promoted-with-token", kCandidate));
     // /metrics and /healthz need no token.
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "candidate"}}), 1.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {{"to", "candidate"}}, 1.0));
     auto health = gw.admin_get("/healthz");
     ASSERT_TRUE(health);
     EXPECT_EQ(health->status, 200);

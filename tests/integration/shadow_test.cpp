@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <map>
 #include <regex>
 #include <set>
 #include <string>
@@ -29,11 +31,13 @@ constexpr const char* kCandidate = ShadowStack::kCandidateTarget;
 constexpr Millis kLongWait{20000};
 
 /// The value of metric `name` for route `chat` with `labels` added (0 when absent).
-double route_metric(GatewayProcess& gateway, const std::string& name,
-                    std::map<std::string, std::string> labels = {}) {
+/// Polls /metrics until metric `name` of route `chat` (with `labels` added; summed over the
+/// other labels) equals `value`: metrics are updated just after a verdict becomes visible.
+::testing::AssertionResult metric_is(GatewayProcess& gateway, const std::string& name,
+                                     std::map<std::string, std::string> labels, double value) {
     labels["route"] = kRoute;
-    auto text = gateway.metrics();
-    return text ? metric_value(*text, name, labels).value_or(0.0) : -1.0;
+    return gateway.wait_for_metric(
+        name, labels, [value](double v) { return v == value; }, "== " + std::to_string(value));
 }
 
 /// Every response answered 200 by `target`.
@@ -137,8 +141,8 @@ TEST(ShadowTest, SampledPairsReachTheJudgeAndAreListedAsVerdicts) {
     EXPECT_TRUE(gw.wait_for_metric(
         "turnout_shadow_requests_total", {{"route", kRoute}, {"outcome", "sent"}},
         [](double v) { return v == kRequests; }, "== 10"));
-    EXPECT_EQ(route_metric(gw, "turnout_pass_rate"), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "shadowing"}}), 1.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_pass_rate", {}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_state", {{"state", "shadowing"}}, 1.0));
     // Ten passes are far from min_samples: still shadowing.
     EXPECT_EQ(gw.route_state(kRoute), "shadowing");
 }
@@ -178,10 +182,10 @@ TEST(ShadowTest, GoodCandidateFlipsTheRouteAndThenServesLiveTraffic) {
     EXPECT_EQ(json_string(parse_json(upstream->body), "model"), "fast-model");
     EXPECT_EQ(stack.primary().stat("requests"), primary_before);
 
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "candidate"}}), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "primary"}}), 0.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "promoted"}}), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "shadowing"}}), 0.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {{"to", "candidate"}}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {{"to", "primary"}}, 0.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_state", {{"state", "promoted"}}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_state", {{"state", "shadowing"}}, 0.0));
 }
 
 TEST(ShadowTest, PoorCandidateNeverFlips) {
@@ -207,8 +211,8 @@ TEST(ShadowTest, PoorCandidateNeverFlips) {
     EXPECT_EQ(json_number(route, "passes"), 0.0) << json_to_string(route);
     EXPECT_EQ(json_number(route, "fails"), 100.0) << json_to_string(route);
     EXPECT_EQ(json_number(route, "pass_rate"), 0.0) << json_to_string(route);
-    EXPECT_EQ(route_metric(gw, "turnout_judge_verdicts_total", {{"verdict", "fail"}}), 100.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total"), 0.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_judge_verdicts_total", {{"verdict", "fail"}}, 100.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {}, 0.0));
     EXPECT_TRUE(served_by(stack, "poor-after", kPrimary));
 }
 
@@ -243,10 +247,10 @@ TEST(ShadowTest, DegradingTheCandidateAfterTheFlipRollsBack) {
     auto latest = gw.admin_verdicts(kRoute, 8);
     ASSERT_NE(verdict_list(latest), nullptr);
     EXPECT_GE(count_verdicts(latest, "fail"), 1u) << json_to_string(latest);
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "candidate"}}), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total", {{"to", "primary"}}), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "rolled_back"}}), 1.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "promoted"}}), 0.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {{"to", "candidate"}}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {{"to", "primary"}}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_state", {{"state", "rolled_back"}}, 1.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_state", {{"state", "promoted"}}, 0.0));
 }
 
 TEST(ShadowTest, StateSurvivesARestart) {
@@ -264,6 +268,10 @@ TEST(ShadowTest, StateSurvivesARestart) {
     const auto old_total = json_number(stack.gateway().admin_route(kRoute), "total_verdicts");
     ASSERT_TRUE(old_total);
 
+    // state.path is a directory the gateway created.
+    EXPECT_TRUE(std::filesystem::is_directory(stack.state_dir()));
+    EXPECT_FALSE(std::filesystem::is_empty(stack.state_dir()));
+
     ASSERT_TRUE(stack.restart_gateway());
     auto& gw = stack.gateway();
     // No new traffic yet: what the new process shows comes from the state directory.
@@ -273,7 +281,7 @@ TEST(ShadowTest, StateSurvivesARestart) {
     EXPECT_EQ(json_string(route, "live_target"), kCandidate) << json_to_string(route);
     EXPECT_GE(json_number(route, "total_verdicts").value_or(0), *old_total)
         << json_to_string(route);
-    EXPECT_EQ(route_metric(gw, "turnout_route_state", {{"state", "promoted"}}), 1.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_route_state", {{"state", "promoted"}}, 1.0));
 
     auto after = gw.admin_verdicts(kRoute, 1000);
     ASSERT_NE(verdict_list(after), nullptr);
@@ -317,6 +325,74 @@ TEST(ShadowTest, HungCandidateNeverChangesLiveAnswers) {
         "requests", [](std::int64_t v) { return v >= kRequests; }, kWait, ">= 20"));
 }
 
+TEST(ShadowTest, CandidateErrorsInTheShadowAreFails) {
+    ShadowStack stack({}, {"--fault-status", "500"});
+    ASSERT_TRUE(stack.start());
+    constexpr int kRequests = 10;
+    std::vector<HttpResponse> responses;
+    ASSERT_TRUE(stack.send(kRequests, "failing-candidate", false, &responses));
+    EXPECT_TRUE(all_served_by(responses, kPrimary));
+    rapidjson::Document doc;
+    ASSERT_TRUE(stack.wait_for_verdicts(kRequests, doc));
+    EXPECT_EQ(count_verdicts(doc, "fail"), static_cast<std::size_t>(kRequests))
+        << json_to_string(doc);
+    auto& gw = stack.gateway();
+    EXPECT_TRUE(metric_is(gw, "turnout_judge_verdicts_total", {{"verdict", "fail"}},
+                          static_cast<double>(kRequests)));
+    EXPECT_TRUE(metric_is(gw, "turnout_shadow_requests_total", {{"outcome", "error"}},
+                          static_cast<double>(kRequests)));
+    // Nothing to judge when the candidate did not answer.
+    EXPECT_EQ(stack.judge().stat("requests"), 0);
+}
+
+TEST(ShadowTest, SamplingIsAShareStablePerRequestId) {
+    ShadowStack stack({}, {});
+    ASSERT_TRUE(stack.start([](GatewayConfig& c) {
+        auto& r = c.route_named(kRoute);
+        r.shadow.sample_rate = 0.5;
+        r.promotion.mode = "shadow";  // judge only: ~60 passes must not flip the route here
+        // One worker takes the queue in order: a later pair's verdict means the earlier ones
+        // are in.
+        r.shadow.max_inflight = 1;
+    }));
+    auto& gw = stack.gateway();
+    constexpr int kRequests = 60;
+    ASSERT_TRUE(stack.send(kRequests, "sampled"));
+    ASSERT_TRUE(stack.send(kRequests, "sampled"));  // the same ids again
+
+    // Fresh probe ids until one of them is sampled and judged.
+    const auto has_probe = [](const rapidjson::Document& d) {
+        const auto* list = verdict_list(d);
+        if (!list) return false;
+        for (const auto& v : list->GetArray()) {
+            if (json_string(v, "request_id").value_or("").rfind("probe-", 0) == 0) return true;
+        }
+        return false;
+    };
+    rapidjson::Document doc;
+    for (int i = 0; i < 100 && !has_probe(doc); ++i) {
+        ASSERT_TRUE(served_by(stack, "probe-" + std::to_string(i), kPrimary));
+        doc = gw.admin_verdicts(kRoute);
+    }
+    ASSERT_TRUE(wait_for(
+        [&] {
+            doc = gw.admin_verdicts(kRoute);
+            return has_probe(doc);
+        },
+        kLongWait, "a verdict for a probe request"));
+
+    std::map<std::string, int> times;
+    for (const auto& v : verdict_list(doc)->GetArray()) {
+        const auto id = json_string(v, "request_id").value_or("");
+        if (id.rfind("sampled-", 0) == 0) ++times[id];
+    }
+    // About half of the ids (fixed ids: the same share on every run), each judged on both
+    // rounds or on neither.
+    EXPECT_GE(times.size(), 10u) << json_to_string(doc);
+    EXPECT_LE(times.size(), 50u) << json_to_string(doc);
+    for (const auto& [id, n] : times) EXPECT_EQ(n, 2) << id;
+}
+
 TEST(ShadowTest, HungJudgeNeverChangesLiveAnswers) {
     ShadowStack stack({}, {}, {"--fault-hang"});
     ASSERT_TRUE(stack.start([](GatewayConfig& c) { c.route_named(kRoute).timeout = "1s"; }));
@@ -345,11 +421,11 @@ TEST(ShadowTest, HungJudgeNeverChangesLiveAnswers) {
     EXPECT_EQ(json_number(route, "samples"), 0.0) << json_to_string(route);
     EXPECT_EQ(json_number(route, "errors"), static_cast<double>(kRequests))
         << json_to_string(route);
-    EXPECT_EQ(route_metric(gw, "turnout_judge_verdicts_total", {{"verdict", "error"}}),
-              static_cast<double>(kRequests));
+    EXPECT_TRUE(metric_is(gw, "turnout_judge_verdicts_total", {{"verdict", "error"}},
+                          static_cast<double>(kRequests)));
     // The mirrored copies themselves succeeded.
-    EXPECT_EQ(route_metric(gw, "turnout_shadow_requests_total", {{"outcome", "sent"}}),
-              static_cast<double>(kRequests));
+    EXPECT_TRUE(metric_is(gw, "turnout_shadow_requests_total", {{"outcome", "sent"}},
+                          static_cast<double>(kRequests)));
 }
 
 TEST(ShadowTest, StreamedLiveRequestsAreShadowed) {
@@ -394,10 +470,10 @@ TEST(ShadowTest, GarbageJudgeGivesVerdictErrorsAndNoFlip) {
     }
     auto& gw = stack.gateway();
     EXPECT_EQ(gw.route_state(kRoute), "shadowing");
-    EXPECT_EQ(route_metric(gw, "turnout_judge_verdicts_total", {{"verdict", "error"}}),
-              static_cast<double>(kRequests));
-    EXPECT_EQ(route_metric(gw, "turnout_judge_verdicts_total", {{"verdict", "pass"}}), 0.0);
-    EXPECT_EQ(route_metric(gw, "turnout_route_flips_total"), 0.0);
+    EXPECT_TRUE(metric_is(gw, "turnout_judge_verdicts_total", {{"verdict", "error"}},
+                          static_cast<double>(kRequests)));
+    EXPECT_TRUE(metric_is(gw, "turnout_judge_verdicts_total", {{"verdict", "pass"}}, 0.0));
+    EXPECT_TRUE(metric_is(gw, "turnout_route_flips_total", {}, 0.0));
     EXPECT_TRUE(served_by(stack, "garbage-after", kPrimary));
 }
 
@@ -426,7 +502,11 @@ TEST(ShadowTest, FullQueueDropsSamplesWithoutTouchingLiveAnswers) {
     EXPECT_TRUE(gw.wait_for_metric(
         "turnout_shadow_requests_total", {{"route", kRoute}},
         [](double v) { return v == kRequests; }, "sent + dropped + error == 20", kLongWait));
-    EXPECT_LE(route_metric(gw, "turnout_shadow_requests_total", {{"outcome", "sent"}}),
+    auto text = gw.metrics();
+    ASSERT_TRUE(text);
+    EXPECT_LE(metric_value(*text, "turnout_shadow_requests_total",
+                           {{"route", kRoute}, {"outcome", "sent"}})
+                  .value_or(0),
               static_cast<double>(kRequests - 1));
 }
 

@@ -362,8 +362,8 @@ RouteYaml& GatewayConfig::route_named(const std::string& name) {
 
 bool PromotionYaml::empty() const {
     return mode.empty() && !window && !min_samples && !threshold && hold.empty() &&
-           !rollback_threshold && !confidence && ramp.empty() && step.empty() &&
-           cooldown.empty() && !shadow_after_promotion;
+           !rollback_threshold && !confidence && ramp.empty() && step.empty() && cooldown.empty() &&
+           !shadow_after_promotion;
 }
 
 namespace {
@@ -627,8 +627,7 @@ std::optional<HttpResponse> GatewayProcess::admin_post(const std::string& target
     return admin_request("POST", target, headers, body);
 }
 
-rapidjson::Document GatewayProcess::admin_route(const std::string& name,
-                                                const std::string& token) {
+rapidjson::Document GatewayProcess::admin_route(const std::string& name, const std::string& token) {
     rapidjson::Document route;
     auto response = admin_get("/admin/routes", token);
     if (!response || response->status != 200) return parse_json("");
@@ -668,8 +667,8 @@ std::string GatewayProcess::route_state(const std::string& name, const std::stri
 
 rapidjson::Document GatewayProcess::admin_verdicts(const std::string& name, std::size_t limit,
                                                    const std::string& token) {
-    auto response = admin_get(
-        "/admin/routes/" + name + "/verdicts?limit=" + std::to_string(limit), token);
+    auto response =
+        admin_get("/admin/routes/" + name + "/verdicts?limit=" + std::to_string(limit), token);
     if (!response || response->status != 200) return parse_json("");
     auto doc = parse_json(response->body);
     const auto* list = doc.HasParseError() ? nullptr : json_at(doc, "verdicts");

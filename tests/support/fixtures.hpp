@@ -173,7 +173,7 @@ struct ShadowYaml {
 struct JudgeYaml {
     std::string provider = {};
     std::string model = {};
-    std::string prompt_file = {};            ///< empty = absent (the built-in template)
+    std::string prompt_file = {};  ///< empty = absent (the built-in template)
     std::optional<double> pass_score = {};
 };
 

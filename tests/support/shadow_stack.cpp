@@ -129,8 +129,7 @@ std::optional<HttpResponse> ShadowStack::ask(const std::string& request_id, bool
     return ::testing::AssertionSuccess();
 }
 
-::testing::AssertionResult ShadowStack::send_until_state(const std::string& state,
-                                                         int max_requests,
+::testing::AssertionResult ShadowStack::send_until_state(const std::string& state, int max_requests,
                                                          const std::string& prefix,
                                                          Millis timeout) {
     for (int i = 0; i < max_requests; ++i) {
