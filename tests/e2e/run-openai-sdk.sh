@@ -28,7 +28,9 @@ if [[ ! -x "$TURNOUT_BIN" ]]; then
 fi
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-UPSTREAMS=${TURNOUT_E2E_UPSTREAMS:-openai}
+UPSTREAMS=${TURNOUT_E2E_UPSTREAMS:-openai anthropic}
+# The Anthropic simulator wants some x-api-key; any value does.
+export TURNOUT_E2E_ANTHROPIC_KEY=${TURNOUT_E2E_ANTHROPIC_KEY:-e2e-test-key}
 START_TIMEOUT_S=${TURNOUT_E2E_START_TIMEOUT:-30}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/turnout-e2e.XXXXXX")
@@ -149,8 +151,25 @@ provider_yaml_openai() {
 EOF
 }
 
-# (later) start_upstream_anthropic / provider_yaml_anthropic: an Anthropic-kind
-# simulator with `kind: anthropic` and base_url at its host root.
+# An Anthropic Messages upstream: the gateway translates both ways, streams included.
+start_upstream_anthropic() {
+  local cfg=$1 addr
+  start "sim-$cfg" "$TURNOUT_BIN" simulate --kind anthropic --listen 127.0.0.1:0 --threads 1 \
+    --ttft 5ms --tps 2000 --text "$SIM_TEXT"
+  addr=$(wait_listening "sim-$cfg" "$LAST_PID" simulator) || return 1
+  UPSTREAM_BASE_URL="http://$addr"
+}
+
+provider_yaml_anthropic() {
+  cat <<EOF
+  sim:
+    kind: anthropic
+    base_url: $UPSTREAM_BASE_URL
+    api_key_env: TURNOUT_E2E_ANTHROPIC_KEY
+    timeout: 30s
+    max_connections: 16
+EOF
+}
 
 write_gateway_config() {
   local cfg=$1 file=$2

@@ -226,6 +226,17 @@ TEST(ShadowTest, DegradingTheCandidateAfterTheFlipRollsBack) {
     ASSERT_TRUE(stack.send_until_state("promoted", 200, "good", kLongWait));
     ASSERT_TRUE(served_by(stack, "promoted-check", kCandidate));
 
+    // Promoted: the candidate answers live, and each request is mirrored to the primary.
+    const auto primary_before = stack.primary().stat("requests");
+    ASSERT_TRUE(primary_before);
+    std::vector<HttpResponse> promoted;
+    ASSERT_TRUE(stack.send(5, "reverse", false, &promoted));
+    EXPECT_TRUE(all_served_by(promoted, kCandidate));
+    EXPECT_TRUE(stack.primary().wait_for_stat(
+        "requests", [&](std::int64_t v) { return v >= *primary_before + 5; }, kWait,
+        ">= " + std::to_string(*primary_before + 5)));
+    EXPECT_EQ(gw.route_state(kRoute), "promoted");
+
     ASSERT_TRUE(stack.set_candidate_degrade_rate(1.0));
     // 8 straight fails accept "pass rate <= 0.85" at 95%.
     ASSERT_TRUE(stack.send_until_state("rolled_back", 100, "degraded", kLongWait));
