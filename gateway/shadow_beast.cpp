@@ -11,6 +11,7 @@
 #include "gateway/anthropic.hpp"
 #include "gateway/logging.hpp"
 #include "gateway/runtime.hpp"
+#include "gateway/background_call.hpp"
 #include "gateway/shadow_runtime.hpp"
 #include "gateway/upstream_body.hpp"
 #include "shadow/judge.hpp"
@@ -38,29 +39,6 @@ double cost_usd(const routing::PriceConfig& price, std::uint64_t input, std::uin
     return (static_cast<double>(input) * price.input_per_mtok +
             static_cast<double>(output) * price.output_per_mtok) /
            1e6;
-}
-
-struct Usage {
-    std::uint64_t input = 0;
-    std::uint64_t output = 0;
-};
-
-Usage openai_usage(std::string_view body) {
-    Usage usage;
-    rapidjson::Document document;
-    document.Parse(body.data(), body.size());
-    if (document.HasParseError() || !document.IsObject() || !document.HasMember("usage") ||
-        !document["usage"].IsObject()) {
-        return usage;
-    }
-    const auto& u = document["usage"];
-    if (u.HasMember("prompt_tokens") && u["prompt_tokens"].IsUint64()) {
-        usage.input = u["prompt_tokens"].GetUint64();
-    }
-    if (u.HasMember("completion_tokens") && u["completion_tokens"].IsUint64()) {
-        usage.output = u["completion_tokens"].GetUint64();
-    }
-    return usage;
 }
 
 std::string read_file(const std::string& path) {
@@ -106,17 +84,75 @@ double median(const std::deque<double>& values) {
     return sorted[sorted.size() / 2];
 }
 
-/// One side's answer to a mirrored pair, as measured.
-struct Measured {
-    bool ok = false;
-    std::string text;
-    std::string error;
-    double latency_ms = 0;
-    double ttft_ms = 0;
-    Usage usage;
-};
-
 }  // namespace
+
+Usage openai_usage(std::string_view body) {
+    Usage usage;
+    rapidjson::Document document;
+    document.Parse(body.data(), body.size());
+    if (document.HasParseError() || !document.IsObject() || !document.HasMember("usage") ||
+        !document["usage"].IsObject()) {
+        return usage;
+    }
+    const auto& u = document["usage"];
+    if (u.HasMember("prompt_tokens") && u["prompt_tokens"].IsUint64()) {
+        usage.input = u["prompt_tokens"].GetUint64();
+    }
+    if (u.HasMember("completion_tokens") && u["completion_tokens"].IsUint64()) {
+        usage.output = u["completion_tokens"].GetUint64();
+    }
+    return usage;
+}
+
+
+/// One non-streamed chat call made by the gateway itself (a mirrored copy or a judge call),
+/// translated for an Anthropic provider.
+asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body,
+                                          std::string request_id, routing::Duration timeout) {
+    Measured measured;
+    rapidjson::Document document;
+    document.Parse<rapidjson::kParseIterativeFlag>(openai_body.data(), openai_body.size());
+    if (document.HasParseError() || !document.IsObject() || !document.HasMember("model") ||
+        !document["model"].IsString()) {
+        measured.error = "request is not a chat request";
+        co_return measured;
+    }
+    document.RemoveMember("stream_options");
+    if (document.HasMember("stream")) document["stream"].SetBool(false);
+    const std::string body_text = to_json(document);
+    std::string error;
+    std::string body = upstream_body(body_text, document, plan.target, plan.provider, error);
+    if (!error.empty()) {
+        measured.error = error;
+        co_return measured;
+    }
+    auto request = make_upstream_request(nullptr, plan.provider, plan.target, "/chat/completions",
+                                         std::move(body), plan.credential, request_id);
+    const auto start = Clock::now();
+    CallResult result = co_await call_upstream(plan.pool, std::move(request), start + timeout);
+    measured.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    measured.ttft_ms = measured.latency_ms;  // a non-streamed answer arrives at once
+    if (result.ec) {
+        measured.error = std::string(to_string(classify_upstream_error(result.ec)));
+        co_return measured;
+    }
+    if (result.status != 200) {
+        measured.error = fmt::format("status {}", result.status);
+        co_return measured;
+    }
+    if (plan.provider.kind == routing::ProviderKind::anthropic) {
+        auto translated = anthropic::translate_response(result.body, request_id, plan.target.model);
+        if (!translated.error.empty()) {
+            measured.error = translated.error;
+            co_return measured;
+        }
+        result.body = std::move(translated.body);
+    }
+    measured.ok = true;
+    measured.usage = openai_usage(result.body);
+    measured.text = std::move(result.body);
+    co_return measured;
+}
 
 /// The shadow-measured figures of one model of a route (for /admin/routes).
 struct ShadowRuntime::SideStats {
@@ -306,67 +342,6 @@ std::shared_ptr<UpstreamPool> ShadowRuntime::pool_for(const routing::ProviderCon
     }
     return pool;
 }
-
-namespace {
-
-/// Everything one background call needs, copied under the lock.
-struct CallPlan {
-    routing::ProviderConfig provider;
-    routing::TargetConfig target;
-    std::string credential;
-    std::shared_ptr<UpstreamPool> pool;
-};
-
-/// One non-streamed chat call made by the gateway itself (a mirrored copy or a judge call),
-/// translated for an Anthropic provider.
-asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body,
-                                          std::string request_id, routing::Duration timeout) {
-    Measured measured;
-    rapidjson::Document document;
-    document.Parse<rapidjson::kParseIterativeFlag>(openai_body.data(), openai_body.size());
-    if (document.HasParseError() || !document.IsObject() || !document.HasMember("model") ||
-        !document["model"].IsString()) {
-        measured.error = "request is not a chat request";
-        co_return measured;
-    }
-    document.RemoveMember("stream_options");
-    if (document.HasMember("stream")) document["stream"].SetBool(false);
-    const std::string body_text = to_json(document);
-    std::string error;
-    std::string body = upstream_body(body_text, document, plan.target, plan.provider, error);
-    if (!error.empty()) {
-        measured.error = error;
-        co_return measured;
-    }
-    auto request = make_upstream_request(nullptr, plan.provider, plan.target, "/chat/completions",
-                                         std::move(body), plan.credential, request_id);
-    const auto start = Clock::now();
-    CallResult result = co_await call_upstream(plan.pool, std::move(request), start + timeout);
-    measured.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    measured.ttft_ms = measured.latency_ms;  // a non-streamed answer arrives at once
-    if (result.ec) {
-        measured.error = std::string(to_string(classify_upstream_error(result.ec)));
-        co_return measured;
-    }
-    if (result.status != 200) {
-        measured.error = fmt::format("status {}", result.status);
-        co_return measured;
-    }
-    if (plan.provider.kind == routing::ProviderKind::anthropic) {
-        auto translated = anthropic::translate_response(result.body, request_id, plan.target.model);
-        if (!translated.error.empty()) {
-            measured.error = translated.error;
-            co_return measured;
-        }
-        result.body = std::move(translated.body);
-    }
-    measured.ok = true;
-    measured.usage = openai_usage(result.body);
-    measured.text = std::move(result.body);
-    co_return measured;
-}
-
-}  // namespace
 
 asio::awaitable<void> ShadowRuntime::process(ShadowJob job) {
     CallPlan mirror;

@@ -1,0 +1,50 @@
+#pragma once
+/// Chat calls the gateway makes on its own behalf (mirrored copies, judge calls, `turnout
+/// eval`): non-streamed, through an upstream pool, translated for Anthropic providers.
+///
+/// Includes Beast: include it only from the data-plane translation units.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "gateway/upstream.hpp"
+#include "routing/config.hpp"
+
+namespace turnout::gateway {
+
+/// Token counts an OpenAI-shaped answer reports.
+struct Usage {
+    std::uint64_t input = 0;
+    std::uint64_t output = 0;
+};
+
+/// One side's answer as measured. `text` is the OpenAI chat.completion body when ok.
+struct Measured {
+    bool ok = false;
+    std::string text;
+    std::string error;
+    double latency_ms = 0;
+    double ttft_ms = 0;
+    Usage usage;
+};
+
+/// Everything one background call needs (copied: the call outlives config swaps).
+struct CallPlan {
+    routing::ProviderConfig provider;
+    routing::TargetConfig target;
+    std::string credential;  ///< full header value; secret
+    std::shared_ptr<UpstreamPool> pool;
+};
+
+/// `usage.prompt_tokens` / `completion_tokens` of an OpenAI answer; zeros when absent.
+Usage openai_usage(std::string_view body);
+
+/// Sends `openai_body` (a chat request; `stream` is forced off) to the plan's target within
+/// `timeout` and measures it.
+asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body,
+                                          std::string request_id, routing::Duration timeout);
+
+}  // namespace turnout::gateway
