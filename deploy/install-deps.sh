@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 runtime_pkgs=(
   ca-certificates libssl3 libyaml-cpp0.7 libspdlog1.10 libfmt9
-  libprometheus-cpp-core1.0 libboost-url1.81.0
+  libprometheus-cpp-core1.0
 )
 build_pkgs=(
   build-essential cmake ninja-build ccache pkg-config git curl ca-certificates

@@ -63,6 +63,7 @@
 #include <vector>
 
 #include "gateway/sse.hpp"
+#include "routing/json_depth.hpp"
 
 namespace turnout::gateway::anthropic {
 namespace {
@@ -88,24 +89,11 @@ constexpr std::uint64_t kNoIndex = std::numeric_limits<std::uint64_t>::max();
 // ---------------------------------------------------------------------------------------------
 // JSON helpers
 
-bool within_depth(const Value& value, int budget) {
-    if (budget < 0) return false;
-    if (value.IsObject()) {
-        for (const auto& member : value.GetObject()) {
-            if (!within_depth(member.value, budget - 1)) return false;
-        }
-    } else if (value.IsArray()) {
-        for (const auto& element : value.GetArray()) {
-            if (!within_depth(element, budget - 1)) return false;
-        }
-    }
-    return true;
-}
 
 bool parse_untrusted(Document& doc, std::string_view text) {
     if (text.empty()) return false;
     doc.Parse<kParseFlags>(text.data(), text.size());
-    return !doc.HasParseError() && within_depth(doc, kMaxDepth);
+    return !doc.HasParseError() && routing::json_within_depth(doc, kMaxDepth);
 }
 
 std::string_view view(const Value& string) {
@@ -334,7 +322,9 @@ RequestTranslation RequestBuilder::build(const Value& request, std::string_view 
                                          std::uint32_t default_max_tokens,
                                          std::string_view extra_body) {
     if (!request.IsObject()) return {{}, "the request body must be a JSON object"};
-    if (!within_depth(request, kMaxDepth)) return {{}, "the request is nested too deeply"};
+    if (!routing::json_within_depth(request, kMaxDepth)) {
+        return {{}, "the request is nested too deeply"};
+    }
     Value messages(kArrayType);
     if (!check_n(request) || !convert_messages(request, messages)) return {{}, error_};
     out_.AddMember("model", string_value(target_model, alloc()), alloc());
@@ -552,7 +542,9 @@ bool RequestBuilder::tool_input(const Value* arguments, const std::string& path,
                     rapidjson::GetParseError_En(parsed.GetParseError()) + " at offset " +
                     std::to_string(parsed.GetErrorOffset()) + ")");
     }
-    if (!within_depth(parsed, kMaxDepth)) return fail(path + ": nested too deeply");
+    if (!routing::json_within_depth(parsed, kMaxDepth)) {
+        return fail(path + ": nested too deeply");
+    }
     if (!parsed.IsObject()) return fail(path + ": must encode a JSON object");
     input.Swap(parsed);
     return true;

@@ -18,6 +18,8 @@
 #include <system_error>
 #include <utility>
 
+#include "routing/json_depth.hpp"
+
 namespace turnout::shadow {
 namespace {
 
@@ -104,25 +106,12 @@ constexpr std::size_t kMaxQuotedBytes = 200;
 // ---------------------------------------------------------------------------------------------
 // Small text and JSON helpers
 
-bool within_depth(const Value& value, int budget) {
-    if (budget < 0) return false;
-    if (value.IsObject()) {
-        for (const auto& member : value.GetObject()) {
-            if (!within_depth(member.value, budget - 1)) return false;
-        }
-    } else if (value.IsArray()) {
-        for (const auto& element : value.GetArray()) {
-            if (!within_depth(element, budget - 1)) return false;
-        }
-    }
-    return true;
-}
 
 template <unsigned Flags = kParseFlags>
 bool parse_untrusted(Document& doc, std::string_view text) {
     if (text.empty()) return false;
     doc.Parse<Flags>(text.data(), text.size());
-    return !doc.HasParseError() && within_depth(doc, kMaxDepth);
+    return !doc.HasParseError() && routing::json_within_depth(doc, kMaxDepth);
 }
 
 std::string_view view(const Value& string) {

@@ -3,7 +3,7 @@
 #
 #   tests/e2e/run-openai-sdk.sh TURNOUT_BIN
 #
-# For each upstream configuration (TURNOUT_E2E_UPSTREAMS, default "openai"):
+# For each upstream configuration (TURNOUT_E2E_UPSTREAMS, default "openai anthropic"):
 # start `turnout simulate` and `turnout serve` on ephemeral ports, wait for
 # their "listening" lines, then run `node --test openai_sdk.test.mjs` with the
 # gateway's URL in TURNOUT_E2E_BASE_URL. Exits with node's status (the first
