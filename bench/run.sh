@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # turnout benchmark: the simulator directly vs nginx vs turnout in front of it.
 #
-#   bench/run.sh [--duration 10s] [--bin build/turnout] [--frames 300] [--rounds 5] [--only direct,nginx,turnout]
+#   bench/run.sh [--duration 10s] [--bin build/turnout] [--frames 300] [--rounds 5] [--only direct,nginx,turnout,shadow]
 #
 # See bench/README.md for what it measures and how to read the table.
 set -euo pipefail
@@ -13,7 +13,7 @@ DURATION=10s
 BIN=""
 FRAMES=300
 ROUNDS=5
-ONLY="direct,nginx,turnout"
+ONLY="direct,nginx,turnout,shadow"
 WARMUP=2s
 NGINX=${NGINX:-/usr/sbin/nginx}
 
@@ -25,7 +25,7 @@ Options:
   --bin PATH     the turnout binary (default: the newest build*/turnout)
   --frames N     streamed requests per target for the first-frame test (default $FRAMES)
   --rounds N     slices each wrk phase is cut into, rotating over the targets (default $ROUNDS)
-  --only LIST    comma-separated subset of direct,nginx,turnout (default: all)
+  --only LIST    comma-separated subset of direct,nginx,turnout,shadow (default: all)
 EOF
 }
 
@@ -300,6 +300,45 @@ EOF
   say "turnout at http://$TURNOUT_ADDR"
 fi
 
+# --- turnout with shadowing at sample_rate 1.0: every request mirrored and judged -----
+if want shadow; then
+  start judge "$BIN" simulate --listen 127.0.0.1:0 --threads 1 --role judge
+  JUDGE_ADDR=$(wait_listening judge "$LAST_PID" simulator) || die "the judge simulator did not start"
+  cat >"$WORK/turnout-shadow.yaml" <<EOF
+listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+state:
+  path: $WORK/turnout-shadow-state
+limits:
+  max_connections: 10000
+log: {level: info, format: json}
+providers:
+  sim:
+    kind: openai
+    base_url: $SIM_URL/v1
+    timeout: 30s
+    max_connections: 128
+  judge:
+    kind: openai
+    base_url: http://$JUDGE_ADDR/v1
+    timeout: 30s
+    max_connections: 64
+routes:
+  - name: smart
+    match:
+      model: smart
+    primary: {provider: sim, model: sim-large}
+    candidate: {provider: sim, model: sim-small}
+    shadow: {sample_rate: 1.0, max_inflight: 32, queue: 1024}
+    judge: {provider: judge, model: judge}
+    promotion: {mode: shadow}
+EOF
+  start turnout-shadow "$BIN" serve --config "$WORK/turnout-shadow.yaml" --threads 1
+  SHADOW_ADDR=$(wait_listening turnout-shadow "$LAST_PID" api) || die "turnout (shadow) did not start"
+  say "turnout with sample_rate 1.0 at http://$SHADOW_ADDR"
+fi
+
 # --- measure ------------------------------------------------------------------
 # Each wrk phase is cut into ROUNDS slices that rotate over the targets, so a
 # stall of the shared machine spoils one slice of one target, not a whole
@@ -321,6 +360,11 @@ if want turnout; then
   check_target turnout "http://$TURNOUT_ADDR"
   NAMES+=(turnout); URLS+=("http://$TURNOUT_ADDR")
   FF_TARGETS+=("turnout=http://$TURNOUT_ADDR")
+fi
+
+if want shadow; then
+  check_target turnout-shadow "http://$SHADOW_ADDR"
+  NAMES+=(turnout-shadow); URLS+=("http://$SHADOW_ADDR")
 fi
 
 for i in "${!NAMES[@]}"; do wrk_warmup "${NAMES[$i]}" "${URLS[$i]}"; done
@@ -422,7 +466,7 @@ for key, sl in slices.items():
         "non2xx": sum(x["non2xx"] for x in sl),
     }
 
-names = [n for n in ("direct", "nginx", "turnout") if (n, "c1") in wrk or n in ff]
+names = [n for n in ("direct", "nginx", "turnout", "turnout-shadow") if (n, "c1") in wrk or n in ff]
 
 def g(name, conc, key):
     return wrk.get((name, conc), {}).get(key)
@@ -479,6 +523,9 @@ if "turnout" in names and "nginx" in names:
 if "turnout" in ff and "direct" in ff:
     checks.append(("first frame added p50, turnout - direct", diff(ff["turnout"]["p50_us"], ff["direct"]["p50_us"]), "µs", "<= 500 µs", lambda v: v <= 500))
     checks.append(("first frame added p99, turnout - direct", diff(ff["turnout"]["p99_us"], ff["direct"]["p99_us"]), "µs", "<= 500 µs", lambda v: v <= 500))
+if "turnout" in names and "turnout-shadow" in names:
+    for c in ("c1", "c64"):
+        checks.append((f"live p99 at {c}, sample_rate 1.0 / 0", ratio(g("turnout-shadow", c, "p99_us"), g("turnout", c, "p99_us")), "x", "<= 1.05x", lambda v: v <= 1.05))
 ref = []
 if "nginx" in names and "direct" in names:
     ref.append(("added p99 at c=1, nginx - direct", diff(g("nginx", "c1", "p99_us"), g("direct", "c1", "p99_us")), "µs"))

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gateway/demo.hpp"
+#include "gateway/eval.hpp"
 #include "gateway/logging.hpp"
 #include "gateway/server.hpp"
 #include "gateway/simulator.hpp"
@@ -23,6 +24,9 @@ usage:
   turnout serve --config FILE [--threads N]
   turnout check --config FILE           validate a config: exit 0, or 2 with FILE:LINE:COL lines
   turnout demo [--listen ADDR] [--admin-listen ADDR]
+  turnout eval --config FILE --route NAME --prompts FILE.jsonl [--out DIR] [--concurrency N]
+               [--limit N]      offline check: both models on your prompts, judged, a verdict
+                                (see `turnout eval --help`)
   turnout simulate --listen ADDR ...    a simulated provider (see `turnout simulate --help`)
   turnout --version | --help
 )";
@@ -96,6 +100,7 @@ int main(int argc, char** argv) {
     }
     if (args[0] == "simulate") return turnout::gateway::simulate_main(argc - 1, argv + 1);
     if (args[0] == "demo") return turnout::gateway::demo_main(argc - 1, argv + 1);
+    if (args[0] == "eval") return turnout::gateway::eval_main(argc - 1, argv + 1);
 
     const bool is_check = args[0] == "check";
     const bool is_serve = args[0] == "serve";

@@ -474,6 +474,16 @@ asio::awaitable<void> ShadowRuntime::process(ShadowJob job) {
     writer.Double(cost_usd(candidate_price, candidate.usage.input, candidate.usage.output));
     writer.EndObject();
     store_->append_verdict(config.name, std::string(out.GetString(), out.GetSize()));
+    // Shadow spend is logged apart from live traffic (no access-log line: no client saw it).
+    log_event(gateway_log(), spdlog::level::debug, "shadow pair judged",
+              {{"route", config.name},
+               {"request_id", job.request_id},
+               {"shadow", true},
+               {"mirror_target", mirror.target.provider + "/" + mirror.target.model},
+               {"verdict", shadow::to_string(kind)},
+               {"mirror_latency_ms", shadow.latency_ms},
+               {"mirror_input_tokens", static_cast<std::int64_t>(shadow.usage.input)},
+               {"mirror_output_tokens", static_cast<std::int64_t>(shadow.usage.output)}});
     if (route.metrics) {
         route.metrics->shadow_request(shadow.ok ? metrics::ShadowOutcome::sent
                                                 : metrics::ShadowOutcome::error);
