@@ -329,6 +329,7 @@ int serve(std::shared_ptr<const Config> config, const ServeOptions& options) {
     shared.shadow = &shadow;
     shadow.start();
     start_listeners(workers, *config);
+    flush_logs();  // scripts and tests wait for the listening lines
 
     pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
     for (auto& worker : workers) {
