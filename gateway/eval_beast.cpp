@@ -5,10 +5,9 @@
 // Threading: one io_context run by the calling thread. Every coroutine, the run state and the
 // output files are touched from that thread only, so nothing here locks.
 
-#include "gateway/eval.hpp"
-
 #include <unistd.h>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -23,9 +22,8 @@
 #include <tuple>
 #include <vector>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
-
 #include "gateway/background_call.hpp"
+#include "gateway/eval.hpp"
 #include "gateway/logging.hpp"
 #include "gateway/runtime.hpp"
 #include "routing/config_loader.hpp"
@@ -43,7 +41,8 @@ constexpr std::string_view kUsage =
     "  body, `model` optional) to the route's primary and candidate, has the route's judge\n"
     "  score each pair, and prints the pass rate with its 95% Wilson interval, the sequential\n"
     "  test and the verdict: switch / do not switch / inconclusive.\n"
-    "  --out DIR          report.md, verdicts.jsonl and scores.svg (default ./turnout-eval-ROUTE);\n"
+    "  --out DIR          report.md, verdicts.jsonl and scores.svg (default "
+    "./turnout-eval-ROUTE);\n"
     "                     running again with the same DIR resumes: judged prompts are not resent\n"
     "  --concurrency N    prompts in flight (default 4)\n"
     "  --limit N          only the first N usable prompts\n"
@@ -172,8 +171,8 @@ const routing::RouteConfig& find_route(const routing::Config& config, const Eval
         }
         return route;
     }
-    throw EvalError("no route '" + args.route + "' in " + args.config_path + " (routes: " +
-                    names + ")");
+    throw EvalError("no route '" + args.route + "' in " + args.config_path + " (routes: " + names +
+                    ")");
 }
 
 std::string judge_template(const routing::RouteConfig& route) {
@@ -314,15 +313,14 @@ asio::awaitable<shadow::ParsedVerdict> judge_pair(Run* run, std::string request_
                                                   std::string primary_body,
                                                   std::string candidate_body,
                                                   std::string request_id) {
-    const shadow::JudgeInput input{std::move(request_json),
-                                   shadow::answer_text_from_openai(primary_body),
-                                   shadow::answer_text_from_openai(candidate_body),
-                                   run->pass_score};
+    const shadow::JudgeInput input{
+        std::move(request_json), shadow::answer_text_from_openai(primary_body),
+        shadow::answer_text_from_openai(candidate_body), run->pass_score};
     const std::string prompt =
         shadow::render_judge_prompt(run->template_text, input, shadow::random_boundary());
-    Measured reply =
-        co_await background_call(run->judge, shadow::judge_request_body(run->judge.target.model, prompt),
-                                 request_id + "-judge", run->timeout);
+    Measured reply = co_await background_call(
+        run->judge, shadow::judge_request_body(run->judge.target.model, prompt),
+        request_id + "-judge", run->timeout);
     if (!reply.ok) {
         shadow::ParsedVerdict failed;
         failed.error = "judge call failed: " + reply.error;
@@ -378,7 +376,8 @@ struct Plans {
     CallPlan judge;
 };
 
-Plans make_plans(asio::io_context& io, const Snapshot& snapshot, const routing::RouteConfig& route) {
+Plans make_plans(asio::io_context& io, const Snapshot& snapshot,
+                 const routing::RouteConfig& route) {
     std::map<std::string, std::shared_ptr<UpstreamPool>, std::less<>> pools;
     const auto plan_for = [&](const routing::TargetConfig& target) {
         CallPlan plan;
@@ -436,35 +435,8 @@ std::string target_name(const routing::TargetConfig& target) {
     return target.provider + "/" + target.model;
 }
 
-int run_eval(const EvalArgs& args) {
-    const auto config = load_config(args.config_path);
-    routing::LogConfig log = config->log;
-    log.level = "error";  // stdout carries the summary; upstream trouble shows in the verdicts
-    init_logging(log);
-    const routing::RouteConfig route = find_route(*config, args);
-    Run run;
-    run.template_text = judge_template(route);
-    run.timeout = route.timeout;
-    run.pass_score = route.judge.pass_score;
-    const Prompts prompts = load_prompts(args);
-    std::shared_ptr<const Snapshot> snapshot;
-    try {
-        snapshot = Snapshot::build(config);
-    } catch (const std::exception& e) {
-        throw EvalError(e.what());
-    }
-
-    std::error_code ec;
-    std::filesystem::create_directories(args.out_dir, ec);
-    if (ec) throw EvalError("cannot create " + args.out_dir + ": " + ec.message());
-    const std::filesystem::path out(args.out_dir);
-    VerdictLog verdicts(out / "verdicts.jsonl");
-    shadow::ResumePlan plan = shadow::plan_resume(prompts.usable, verdicts.saved());
-    std::cerr << "turnout eval: route " << route.name << ": " << prompts.usable.size()
-              << " prompts, " << plan.reused.size() << " already judged in "
-              << (out / "verdicts.jsonl").string() << ", sending " << plan.to_send.size()
-              << " (concurrency " << args.concurrency << ")\n";
-
+shadow::ReportContext make_context(const EvalArgs& args, const routing::RouteConfig& route,
+                                   const Prompts& prompts, const shadow::ResumePlan& plan) {
     shadow::ReportContext context;
     context.route = route.name;
     context.primary = target_name(routing::serving_target(route));
@@ -476,7 +448,64 @@ int run_eval(const EvalArgs& args) {
     context.reused = plan.reused.size();
     context.sent = plan.to_send.size();
     context.params = shadow::eval_params(route);
+    return context;
+}
 
+std::shared_ptr<const Snapshot> build_snapshot(std::shared_ptr<const routing::Config> config) {
+    try {
+        return Snapshot::build(std::move(config));
+    } catch (const std::exception& e) {
+        throw EvalError(e.what());
+    }
+}
+
+/// The summary on stdout, report.md and scores.svg in `out`; returns the exit code.
+int report(std::vector<shadow::PairRecord> records, const shadow::ReportContext& context,
+           const std::filesystem::path& out) {
+    const shadow::EvalSummary summary = shadow::summarise(std::move(records), context.params);
+    write_text(out / "report.md", shadow::render_report(summary, context));
+    write_text(out / "scores.svg", shadow::render_svg(summary, context));
+    std::cout << shadow::render_summary(summary, context) << std::flush;
+    if (summary.judge_calls > 0 && summary.judge_failures == summary.judge_calls) {
+        std::cerr << "turnout eval: every judge call failed (" << summary.judge_failures << " of "
+                  << summary.judge_calls << "): no verdict to decide on\n";
+    } else if (summary.all_judging_failed()) {
+        std::cerr << "turnout eval: no pair got a pass/fail verdict\n";
+    }
+    return shadow::exit_code(summary);
+}
+
+int run_eval(const EvalArgs& args) {
+    const auto config = load_config(args.config_path);
+    routing::LogConfig log = config->log;
+    log.level = "error";  // stdout carries the summary; upstream trouble shows in the verdicts
+    init_logging(log);
+    const routing::RouteConfig route = find_route(*config, args);
+    Run run;
+    run.template_text = judge_template(route);
+    run.timeout = route.timeout;
+    run.pass_score = route.judge.pass_score;
+    const Prompts prompts = load_prompts(args);
+    const auto snapshot = build_snapshot(config);
+
+    std::error_code ec;
+    std::filesystem::create_directories(args.out_dir, ec);
+    if (ec) throw EvalError("cannot create " + args.out_dir + ": " + ec.message());
+    const std::filesystem::path out(args.out_dir);
+    VerdictLog verdicts(out / "verdicts.jsonl");
+    shadow::ResumePlan plan = shadow::plan_resume(prompts.usable, verdicts.saved());
+    const shadow::ReportContext context = make_context(args, route, prompts, plan);
+    std::cerr << "turnout eval: route " << route.name << ": " << prompts.usable.size()
+              << " prompts, " << plan.reused.size() << " already judged in "
+              << (out / "verdicts.jsonl").string() << ", sending " << plan.to_send.size()
+              << " (concurrency " << args.concurrency << ")\n";
+
+    if (const std::size_t other = verdicts.saved().size() - plan.reused.size(); other > 0) {
+        std::cerr << "turnout eval: " << other << " records in "
+                  << (out / "verdicts.jsonl").string()
+                  << " match no prompt of this run (other lines, edited lines or --limit): not "
+                     "counted\n";
+    }
     std::vector<shadow::PairRecord> records = std::move(plan.reused);
     if (!plan.to_send.empty()) {
         Progress progress(plan.to_send.size(), ::isatty(STDERR_FILENO) == 1);
@@ -488,16 +517,7 @@ int run_eval(const EvalArgs& args) {
         }
     }
     verdicts.check();
-
-    const shadow::EvalSummary summary = shadow::summarise(std::move(records), context.params);
-    write_text(out / "report.md", shadow::render_report(summary, context));
-    write_text(out / "scores.svg", shadow::render_svg(summary, context));
-    std::cout << shadow::render_summary(summary, context) << std::flush;
-    if (summary.all_judging_failed()) {
-        std::cerr << "turnout eval: every judge call failed (" << summary.judge_failures << " of "
-                  << summary.judge_calls << "): no verdict to decide on\n";
-    }
-    return shadow::exit_code(summary);
+    return report(std::move(records), context, out);
 }
 
 }  // namespace

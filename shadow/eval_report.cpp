@@ -14,6 +14,8 @@
 #include <tuple>
 #include <utility>
 
+#include "routing/json_depth.hpp"
+
 namespace turnout::shadow {
 namespace {
 
@@ -44,8 +46,7 @@ std::string millis(double value) { return fixed(value, 1) + " ms"; }
 
 /// "97", "97.5": scores are mostly integers.
 std::string number_text(double value) {
-    return value == std::floor(value) && std::abs(value) < 1e15 ? fixed(value, 0)
-                                                                 : fixed(value, 1);
+    return value == std::floor(value) && std::abs(value) < 1e15 ? fixed(value, 0) : fixed(value, 1);
 }
 
 std::string score_text(const std::optional<double>& score) {
@@ -82,12 +83,23 @@ std::string xml_escape(std::string_view text) {
     out.reserve(text.size());
     for (const char c : text) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&apos;"; break;
-            default: out.push_back(c);
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&apos;";
+                break;
+            default:
+                out.push_back(c);
         }
     }
     return out;
@@ -105,9 +117,9 @@ double median(std::vector<double> values) {
 // ---------------------------------------------------------------------------------------------
 // JSON helpers
 
-/// Writes `value` with object members sorted by name; false beyond kMaxJsonDepth.
-bool write_canonical(Writer& writer, const rapidjson::Value& value, int depth) {
-    if (depth > kMaxJsonDepth) return false;
+/// Writes `value` with object members sorted by name. Recursive: check the depth first
+/// (routing::json_within_depth).
+void write_canonical(Writer& writer, const rapidjson::Value& value) {
     if (value.IsObject()) {
         std::vector<const rapidjson::Value::Member*> members;
         for (const auto& member : value.GetObject()) members.push_back(&member);
@@ -118,20 +130,16 @@ bool write_canonical(Writer& writer, const rapidjson::Value& value, int depth) {
         writer.StartObject();
         for (const auto* member : members) {
             writer.Key(member->name.GetString(), member->name.GetStringLength());
-            if (!write_canonical(writer, member->value, depth + 1)) return false;
+            write_canonical(writer, member->value);
         }
         writer.EndObject();
-        return true;
-    }
-    if (value.IsArray()) {
+    } else if (value.IsArray()) {
         writer.StartArray();
-        for (const auto& item : value.GetArray()) {
-            if (!write_canonical(writer, item, depth + 1)) return false;
-        }
+        for (const auto& item : value.GetArray()) write_canonical(writer, item);
         writer.EndArray();
-        return true;
+    } else {
+        value.Accept(writer);
     }
-    return value.Accept(writer);
 }
 
 std::string compact(const rapidjson::Value& value) {
@@ -194,13 +202,15 @@ std::string parse_prompt_line(std::string_view line, EvalPrompt& prompt) {
     rapidjson::Document document;
     document.Parse<kParseFlags>(line.data(), line.size());
     if (document.HasParseError()) {
-        return std::string("not valid JSON: ") + rapidjson::GetParseError_En(document.GetParseError()) +
-               " (column " + std::to_string(document.GetErrorOffset() + 1) + ")";
+        return std::string("not valid JSON: ") +
+               rapidjson::GetParseError_En(document.GetParseError()) + " (column " +
+               std::to_string(document.GetErrorOffset() + 1) + ")";
     }
     if (std::string problem = request_problem(document); !problem.empty()) return problem;
     rapidjson::StringBuffer out;
     Writer writer(out);
-    if (!write_canonical(writer, document, 0)) return "JSON nested too deeply";
+    if (!routing::json_within_depth(document, kMaxJsonDepth)) return "JSON nested too deeply";
+    write_canonical(writer, document);
     prompt.request_json = compact(document);
     prompt.hash = sha256_hex({out.GetString(), out.GetSize()});
     return {};
@@ -277,9 +287,9 @@ void decide(EvalSummary& s, const EvalParams& params) {
                        over + ")");
     }
     if (s.samples < s.required_samples) {
-        return set(EvalVerdict::inconclusive,
-                   "too few samples: " + std::to_string(s.samples) + " pass/fail verdicts, " +
-                       std::to_string(s.required_samples) + " needed");
+        return set(EvalVerdict::inconclusive, "too few samples: " + std::to_string(s.samples) +
+                                                  " pass/fail verdicts, " +
+                                                  std::to_string(s.required_samples) + " needed");
     }
     if (s.pass_rate < params.threshold) {
         return set(EvalVerdict::do_not_switch,
@@ -292,9 +302,9 @@ void decide(EvalSummary& s, const EvalParams& params) {
                        std::to_string(s.sprt.samples_used) + " samples");
     }
     if (s.wilson_lower >= params.rollback_threshold) {
-        return set(EvalVerdict::switch_to_candidate,
-                   base + ", and the " + wilson + " >= rollback_threshold " +
-                       percent(params.rollback_threshold));
+        return set(EvalVerdict::switch_to_candidate, base + ", and the " + wilson +
+                                                         " >= rollback_threshold " +
+                                                         percent(params.rollback_threshold));
     }
     set(EvalVerdict::inconclusive,
         base + ", but the evidence is weak: the sequential test is undecided and the " + wilson +
@@ -363,8 +373,8 @@ std::string sprt_line(const EvalSummary& s, const EvalParams& params) {
     if (s.sprt.decision != SprtDecision::undecided) {
         line += " after " + std::to_string(s.sprt.samples_used) + " samples";
     }
-    return line + " (statistic " + fixed(s.sprt.llr, 3) + ", reject at " +
-           fixed(s.sprt.reject, 3) + ", accept at " + fixed(s.sprt.accept, 3) + "; H1 pass rate " +
+    return line + " (statistic " + fixed(s.sprt.llr, 3) + ", reject at " + fixed(s.sprt.reject, 3) +
+           ", accept at " + fixed(s.sprt.accept, 3) + "; H1 pass rate " +
            percent(params.threshold) + " vs H0 " + percent(params.rollback_threshold) +
            ", confidence " + percent(params.confidence) + ")";
 }
@@ -394,9 +404,9 @@ std::string cost_line(const EvalSummary& s) {
 
 std::string worst_text(const PairRecord& record) {
     return "line " + std::to_string(record.line_number) + ": score " + score_text(record.score) +
-           " (" + std::string(to_string(record.verdict)) + "): " +
-           shorten(one_line(record.reason), 160) + " | diff: " +
-           shorten(one_line(record.diff_summary), 160);
+           " (" + std::string(to_string(record.verdict)) +
+           "): " + shorten(one_line(record.reason), 160) +
+           " | diff: " + shorten(one_line(record.diff_summary), 160);
 }
 
 /// The summary as (label, value) rows, shared by the console and report.md.
@@ -419,9 +429,10 @@ std::vector<std::pair<std::string, std::string>> summary_rows(const EvalSummary&
 }
 
 void append_pairs_table(std::string& out, const std::vector<PairRecord>& records) {
-    out += "| line | prompt hash | score | verdict | primary ms | candidate ms | primary tokens "
-           "in/out | candidate tokens in/out | primary $ | candidate $ | reason | diff_summary "
-           "|\n|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|\n";
+    out +=
+        "| line | prompt hash | score | verdict | primary ms | candidate ms | primary tokens "
+        "in/out | candidate tokens in/out | primary $ | candidate $ | reason | diff_summary "
+        "|\n|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|\n";
     for (const auto& r : records) {
         out += "| " + std::to_string(r.line_number) + " | `" + r.prompt_hash.substr(0, 12) +
                "` | " + score_text(r.score) + " | " + std::string(to_string(r.verdict)) + " | " +
@@ -459,9 +470,8 @@ std::string svg_text(double x, double y, std::string_view text, std::string_view
 }
 
 std::string svg_rect(double x, double y, double width, double height, std::string_view fill) {
-    return "<rect x=\"" + fixed(x, 1) + "\" y=\"" + fixed(y, 1) + "\" width=\"" +
-           fixed(width, 1) + "\" height=\"" + fixed(height, 1) + "\" fill=\"" + std::string(fill) +
-           "\"/>\n";
+    return "<rect x=\"" + fixed(x, 1) + "\" y=\"" + fixed(y, 1) + "\" width=\"" + fixed(width, 1) +
+           "\" height=\"" + fixed(height, 1) + "\" fill=\"" + std::string(fill) + "\"/>\n";
 }
 
 std::string svg_line(double x1, double y1, double x2, double y2, std::string_view extra) {
@@ -480,14 +490,17 @@ std::string svg_histogram(const EvalSummary& s, double pass_score) {
         const int bin = std::clamp(static_cast<int>(*record.score / 5.0), 0, kBins - 1);
         ++bins[static_cast<std::size_t>(bin)];
     }
-    const std::size_t tallest = std::max<std::size_t>(1, *std::max_element(bins.begin(), bins.end()));
-    std::string out = svg_text((kHistLeft + kHistRight) / 2.0, 24,
-                               "Judge scores (" + std::to_string(s.pairs - unscored) + " scored pairs)",
-                               "text-anchor=\"middle\" font-size=\"15\"");
+    const std::size_t tallest =
+        std::max<std::size_t>(1, *std::max_element(bins.begin(), bins.end()));
+    std::string out =
+        svg_text((kHistLeft + kHistRight) / 2.0, 24,
+                 "Judge scores (" + std::to_string(s.pairs - unscored) + " scored pairs)",
+                 "text-anchor=\"middle\" font-size=\"15\"");
     for (int i = 0; i < kBins; ++i) {
         const std::size_t count = bins[static_cast<std::size_t>(i)];
         if (count == 0) continue;
-        const double height = static_cast<double>(count) / static_cast<double>(tallest) * kPlotHeight;
+        const double height =
+            static_cast<double>(count) / static_cast<double>(tallest) * kPlotHeight;
         const double x = kHistLeft + i * kBinWidth + 1;
         const bool passing = i * 5.0 >= pass_score;
         out += svg_rect(x, kPlotBottom - height, kBinWidth - 2, height,
@@ -510,16 +523,16 @@ std::string svg_histogram(const EvalSummary& s, double pass_score) {
                     "text-anchor=\"end\" fill=\"#d62728\"");
     if (unscored > 0) {
         out += svg_text(kHistLeft, kPlotBottom + 52,
-                        std::to_string(unscored) + " pairs without a score (errors, failed "
-                                                   "candidate calls) are not shown",
+                        std::to_string(unscored) +
+                            " pairs without a score (errors, failed "
+                            "candidate calls) are not shown",
                         "font-size=\"11\" fill=\"#666\"");
     }
     return out;
 }
 
 std::string svg_latency(const EvalSummary& s, const ReportContext& context) {
-    const double tallest =
-        std::max({s.primary.latency_p50_ms, s.candidate.latency_p50_ms, 1e-9});
+    const double tallest = std::max({s.primary.latency_p50_ms, s.candidate.latency_p50_ms, 1e-9});
     std::string out = svg_text(kBarsLeft + kBarWidth + kBarGap / 2.0, 24, "Median latency",
                                "text-anchor=\"middle\" font-size=\"15\"");
     const std::array<std::tuple<std::string, std::string, double, const char*>, 2> bars = {{
@@ -580,7 +593,8 @@ std::string canonical_json(std::string_view json) {
     if (document.HasParseError()) return {};
     rapidjson::StringBuffer out;
     Writer writer(out);
-    if (!write_canonical(writer, document, 0)) return {};
+    if (!routing::json_within_depth(document, kMaxJsonDepth)) return {};
+    write_canonical(writer, document);
     return {out.GetString(), out.GetSize()};
 }
 
@@ -778,9 +792,12 @@ SprtResult run_sprt(const std::vector<PairRecord>& records, const EvalParams& pa
 
 std::string_view to_string(EvalVerdict verdict) {
     switch (verdict) {
-        case EvalVerdict::switch_to_candidate: return "switch";
-        case EvalVerdict::do_not_switch: return "do not switch";
-        case EvalVerdict::inconclusive: return "inconclusive";
+        case EvalVerdict::switch_to_candidate:
+            return "switch";
+        case EvalVerdict::do_not_switch:
+            return "do not switch";
+        case EvalVerdict::inconclusive:
+            return "inconclusive";
     }
     return "inconclusive";
 }
@@ -802,9 +819,8 @@ std::vector<PairRecord> worst_pairs(const std::vector<PairRecord>& records, std:
 
 EvalSummary summarise(std::vector<PairRecord> records, const EvalParams& params) {
     EvalSummary s;
-    std::stable_sort(records.begin(), records.end(), [](const auto& a, const auto& b) {
-        return a.line_number < b.line_number;
-    });
+    std::stable_sort(records.begin(), records.end(),
+                     [](const auto& a, const auto& b) { return a.line_number < b.line_number; });
     s.records = std::move(records);
     count_verdicts(s);
     if (s.samples > 0) {
@@ -847,8 +863,9 @@ std::string render_summary(const EvalSummary& summary, const ReportContext& cont
     if (summary.worst.empty()) out += "  (none judged)\n";
     for (const auto& record : summary.worst) out += "  " + worst_text(record) + "\n";
     if (!context.out_dir.empty()) {
-        out += "report:           " + context.out_dir + "/report.md (also verdicts.jsonl, "
-                                                       "scores.svg)\n";
+        out += "report:           " + context.out_dir +
+               "/report.md (also verdicts.jsonl, "
+               "scores.svg)\n";
     }
     return out;
 }
@@ -857,8 +874,7 @@ std::string render_report(const EvalSummary& summary, const ReportContext& conte
     std::string out = "# turnout eval: route `" + context.route + "`\n\n";
     out += "Primary `" + context.primary + "`, candidate `" + context.candidate + "`, judge `" +
            context.judge + "`; prompts from `" + context.prompts_file + "`.\n\n";
-    out += "**Verdict: " + std::string(to_string(summary.verdict)) + "**: " + summary.why +
-           ".\n\n";
+    out += "**Verdict: " + std::string(to_string(summary.verdict)) + "**: " + summary.why + ".\n\n";
     out += "| | |\n|---|---|\n";
     for (const auto& [label, value] : summary_rows(summary, context)) {
         out += "| " + label + " | " + markdown_cell(value, 1000) + " |\n";

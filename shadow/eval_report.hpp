@@ -200,8 +200,8 @@ struct EvalSummary {
     std::string why;  ///< one sentence with the numbers behind the verdict
     SideSummary primary;
     SideSummary candidate;
-    double speedup = 0;            ///< primary / candidate median latency; 0 when unknown
-    double saving_per_1k_usd = 0;  ///< primary minus candidate cost per 1,000 requests
+    double speedup = 0;             ///< primary / candidate median latency; 0 when unknown
+    double saving_per_1k_usd = 0;   ///< primary minus candidate cost per 1,000 requests
     std::vector<PairRecord> worst;  ///< up to five judged pairs, lowest score first
 
     /// Nothing was judged: every judge call failed, or no pair got a verdict at all.
