@@ -309,6 +309,12 @@ int serve(std::shared_ptr<const Config> config, const ServeOptions& options) {
                                      : std::max(1u, std::thread::hardware_concurrency());
     shared.metrics = &metrics;
     shared.control = &control;
+    if (!config->state.url.empty()) {
+        // Shared state for several replicas is not built yet: say so rather than pretend.
+        log_event(gateway_log(), spdlog::level::warn,
+                  "state.url is not supported yet: route states stay on local disk",
+                  {{"path", config->state.path}});
+    }
     for (const auto& provider : config->providers) {
         if (!provider.tls_verify) {
             log_event(gateway_log(), spdlog::level::warn, "tls verification disabled",
