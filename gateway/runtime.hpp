@@ -98,6 +98,10 @@ struct Worker {
     /// Keeps the pools of providers whose connection settings did not change; forgets the
     /// metric handles (prices may have changed).
     void update_pools(const Snapshot& snapshot);
+    /// The pool of `provider`, created on the spot when a reload is still on its way to this
+    /// worker (a request on a newer snapshot) or removed it (a fallback on an older one).
+    std::shared_ptr<UpstreamPool> pool_for(const Snapshot& snapshot,
+                                           const routing::ProviderConfig& provider);
     std::shared_ptr<metrics::TargetMetrics> target_metrics(const std::string& route,
                                                            const routing::TargetConfig& target,
                                                            const routing::PriceConfig& price,

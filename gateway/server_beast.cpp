@@ -59,11 +59,6 @@ std::string required_env(const std::string& name, const std::string& what) {
     return value;
 }
 
-/// Settings that an open connection depends on: a pool survives a reload unless they change.
-bool same_connection_settings(const routing::ProviderConfig& a, const routing::ProviderConfig& b) {
-    return a.base_url == b.base_url && a.ca_file == b.ca_file && a.tls_verify == b.tls_verify &&
-           a.max_connections == b.max_connections && a.connect_timeout == b.connect_timeout;
-}
 
 }  // namespace
 
@@ -90,6 +85,29 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const Config> co
     return snapshot;
 }
 
+namespace {
+
+std::shared_ptr<UpstreamPool> make_pool(asio::io_context& io, const Snapshot& snapshot,
+                                        const routing::ProviderConfig& provider,
+                                        unsigned threads) {
+    const unsigned share = (provider.max_connections + threads - 1) / threads;
+    const auto tls = snapshot.tls_contexts.find(provider.name);
+    return std::make_shared<UpstreamPool>(
+        io.get_executor(), provider, tls == snapshot.tls_contexts.end() ? nullptr : tls->second,
+        share);
+}
+
+}  // namespace
+
+std::shared_ptr<UpstreamPool> Worker::pool_for(const Snapshot& snapshot,
+                                               const routing::ProviderConfig& provider) {
+    auto& pool = pools[provider.name];
+    if (!pool || !same_connection_settings(pool->provider(), provider)) {
+        pool = make_pool(io, snapshot, provider, shared.threads);
+    }
+    return pool;
+}
+
 void Worker::update_pools(const Snapshot& snapshot) {
     std::map<std::string, std::shared_ptr<UpstreamPool>, std::less<>> next;
     for (const auto& provider : snapshot.config->providers) {
@@ -99,11 +117,7 @@ void Worker::update_pools(const Snapshot& snapshot) {
             next[provider.name] = existing->second;
             continue;
         }
-        const unsigned share = (provider.max_connections + shared.threads - 1) / shared.threads;
-        const auto tls = snapshot.tls_contexts.find(provider.name);
-        next[provider.name] = std::make_shared<UpstreamPool>(
-            io.get_executor(), provider,
-            tls == snapshot.tls_contexts.end() ? nullptr : tls->second, share);
+        next[provider.name] = make_pool(io, snapshot, provider, shared.threads);
     }
     pools = std::move(next);  // requests in flight keep their old pool alive until done
     metric_handles.clear();
@@ -142,7 +156,8 @@ namespace {
 
 asio::awaitable<void> accept_loop(Worker* worker, tcp::acceptor* acceptor, Listener listener) {
     for (;;) {
-        if (worker->connections >= worker->connection_limit) {
+        // Admin connections are outside max_connections: clients must not starve the probes.
+        if (listener == Listener::api && worker->connections >= worker->connection_limit) {
             // Over max_connections: leave new connections in the kernel's accept queue.
             asio::steady_timer wait(worker->io, std::chrono::seconds(1));
             worker->accept_waiter = &wait;
@@ -156,7 +171,7 @@ asio::awaitable<void> accept_loop(Worker* worker, tcp::acceptor* acceptor, Liste
             if (!acceptor->is_open()) co_return;
             continue;  // e.g. EMFILE: keep serving the connections we have
         }
-        ++worker->connections;
+        if (listener == Listener::api) ++worker->connections;
         ++worker->shared.open_connections;
         asio::co_spawn(worker->io, run_session(worker, std::move(socket), listener),
                        asio::detached);
@@ -347,6 +362,8 @@ int serve(std::shared_ptr<const Config> config, const ServeOptions& options) {
     pthread_sigmask(SIG_UNBLOCK, &blocked, nullptr);
     run_control_loop(control, signals, shared);
     drain(workers, shared);
+    control.restart();
+    control.poll();  // reloads asked for during the drain finish before the workers go
     for (auto& worker : workers) worker->io.stop();
     for (auto& worker : workers) worker->thread.join();
     workers.clear();

@@ -105,6 +105,7 @@ struct RequestRecord {
     bool serving_candidate = false;
     std::string decided_target;  // provider/model the route chose (a fallback may answer instead)
     bool capture = false;  // sampled for the shadow: keep the answer for the judge
+    bool capture_skipped = false;  // sampled, but the answer was too big to keep (counted)
     std::string captured_body;
     std::vector<std::string> captured_payloads;
     std::size_t captured_bytes = 0;
@@ -140,6 +141,7 @@ void capture_events(std::string_view events, RequestRecord& record) {
     record.captured_bytes += events.size();
     if (record.captured_bytes > kMaxShadowBytes) {
         record.capture = false;
+        record.capture_skipped = true;
         record.captured_payloads.clear();
         return;
     }
@@ -175,8 +177,12 @@ public:
           listener_(listener),
           request_timer_(stream_.get_executor()) {
         entry_ = worker_.sessions.insert(worker_.sessions.end(), {&stream_, true});
+        timer_state_->stream = &stream_;
     }
-    ~Session() { worker_.sessions.erase(entry_); }
+    ~Session() {
+        timer_state_->stream = nullptr;
+        worker_.sessions.erase(entry_);
+    }
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
@@ -233,8 +239,16 @@ private:
     beast::tcp_stream stream_;
     beast::flat_buffer buffer_;
     Listener listener_;
+    /// What the request timer's callback may touch. An expiry already queued cannot be
+    /// cancelled, so the callback checks that the session still exists and that it belongs to
+    /// the current request before it cancels anything.
+    struct RequestTimerState {
+        beast::tcp_stream* stream = nullptr;  // null once the session is gone
+        std::uint64_t generation = 0;
+        bool timed_out = false;
+    };
     asio::steady_timer request_timer_;
-    bool request_timed_out_ = false;
+    std::shared_ptr<RequestTimerState> timer_state_ = std::make_shared<RequestTimerState>();
     bool keep_alive_ = true;
     std::list<SessionEntry>::iterator entry_;
 };
@@ -268,13 +282,15 @@ asio::awaitable<void> Session::run() {
 void Session::start_request_timer() {
     // Our own timer rather than tcp_stream's expiry, which would close the socket before
     // the 408 could be written.
-    request_timed_out_ = false;
+    auto state = timer_state_;
+    state->timed_out = false;
+    const std::uint64_t generation = ++state->generation;
     request_timer_.expires_after(config().limits.client_timeout);
-    request_timer_.async_wait([this](const error_code& ec) {
-        if (ec) return;  // cancelled: the session may already be gone, touch nothing
-        request_timed_out_ = true;
+    request_timer_.async_wait([state, generation](const error_code& ec) {
+        if (ec || state->stream == nullptr || state->generation != generation) return;
+        state->timed_out = true;
         error_code ignored;
-        stream_.socket().cancel(ignored);
+        state->stream->socket().cancel(ignored);
     });
 }
 
@@ -286,6 +302,7 @@ asio::awaitable<bool> Session::serve_one() {
     start_request_timer();
     const bool complete = co_await read_request(parser, record);
     request_timer_.cancel();
+    ++timer_state_->generation;  // an expiry already queued must not touch later phases
     if (!complete) {
         if (record.status != 0) finish_request(record);
         co_return false;
@@ -335,7 +352,7 @@ asio::awaitable<bool> Session::read_request(http::request_parser<http::string_bo
         record.bytes_in = parser.get().body().size();
         co_return true;
     }
-    if (request_timed_out_) {
+    if (timer_state_->timed_out) {
         co_await send_error(errc::request_timeout, "request not received in time", record, true);
     } else if (ec == http::error::header_limit) {
         co_await send_error(errc::headers_too_large, "request header block too large", record,
@@ -391,6 +408,9 @@ asio::awaitable<bool> Session::send_error(errc code, std::string_view message,
 asio::awaitable<ReloadOutcome> run_reload(Shared* shared) { co_return shared->reload(); }
 
 asio::awaitable<bool> Session::reload(RequestRecord& record) {
+    if (worker_.shared.draining) {  // the control loop has stopped: nobody would answer
+        co_return co_await send_json(503, R"({"status":"draining","errors":[]})", record);
+    }
     // Reloads run on the control thread, one at a time, off every worker's data path.
     const ReloadOutcome outcome = co_await asio::co_spawn(
         *worker_.shared.control, run_reload(&worker_.shared), asio::use_awaitable);
@@ -624,9 +644,7 @@ asio::awaitable<bool> Session::proxy(http::request<http::string_body>& request,
         record.capture = rate > 0 && routing::sampled(record.request_id, rate, "shadow:" + route.name);
         if (record.capture && request.body().size() > kMaxShadowBytes) {
             record.capture = false;
-            if (worker_.shared.metrics != nullptr) {
-                worker_.shared.metrics->shadow_request(route.name, metrics::ShadowOutcome::dropped);
-            }
+            channel->dropped.fetch_add(1);
         }
     }
 
@@ -670,6 +688,7 @@ void Session::after_live_answer(const http::request<http::string_body>& request,
     } else {
         channel.primary_requests.fetch_add(1);
     }
+    if (record.capture_skipped) channel.dropped.fetch_add(1);
     // Only answers that succeeded, arrived whole, were not too big to keep, and came from the
     // side the route chose (a fallback's answer is no evidence about primary or candidate).
     if (!record.capture || record.status != 200 || record.client_gone || failed ||
@@ -712,6 +731,7 @@ asio::awaitable<Attempt> Session::attempt(const http::request<http::string_body>
                                           Clock::time_point route_deadline,
                                           RequestRecord& record) {
     ++record.attempts;
+    record.upstream_failure = {};  // this attempt's outcome, not an earlier one's
     const routing::ProviderConfig* provider = config().find_provider(target.provider);
     record.target = target.provider + "/" + target.model;
     // The primary's price is the baseline the cost saving is measured against.
@@ -734,7 +754,7 @@ asio::awaitable<Attempt> Session::attempt(const http::request<http::string_body>
         co_return outcome;
     }
     const auto deadline = std::min(route_deadline, Clock::now() + provider->timeout);
-    std::shared_ptr<UpstreamPool> pool = worker_.pools.at(provider->name);
+    std::shared_ptr<UpstreamPool> pool = worker_.pool_for(*snapshot_, *provider);
     const auto credential = snapshot_->provider_auth.find(provider->name);
     auto upstream_request = make_upstream_request(
         &request, *provider, target, suffix, std::move(body),
@@ -850,6 +870,7 @@ asio::awaitable<Attempt> Session::read_answer(http::response_parser<http::empty_
             record.captured_body = response.body();
         } else {
             record.capture = false;
+            record.capture_skipped = true;
         }
     }
     outcome.keep_alive = co_await send_response(response, record);
@@ -1062,7 +1083,7 @@ asio::awaitable<void> run_session(Worker* worker, tcp::socket socket, Listener l
         Session session(*worker, std::move(socket), listener);
         co_await session.run();
     }
-    --worker->connections;
+    if (listener == Listener::api) --worker->connections;
     --worker->shared.open_connections;
     if (worker->accept_waiter != nullptr) worker->accept_waiter->cancel();
 }

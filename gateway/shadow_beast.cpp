@@ -1,5 +1,9 @@
 // The shadow loop: mirrored copies, judge calls, controllers, the store and the admin view.
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -21,6 +25,7 @@ namespace {
 
 constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kStatsWindow = 200;  // shadow pairs kept for the side-by-side medians
+constexpr int kShadowNice = 10;           // the shadow thread's scheduling priority (nice)
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
@@ -221,6 +226,9 @@ ShadowRuntime::~ShadowRuntime() { stop(); }
 void ShadowRuntime::start() {
     asio::co_spawn(io_, tick_loop(), asio::detached);
     thread_ = std::thread([this] {
+        // Background work yields the cores to live traffic when both want them: mirrored
+        // copies and judge calls must never slow a live request.
+        setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kShadowNice);
         auto guard = asio::make_work_guard(io_);
         io_.run();
     });
@@ -231,6 +239,8 @@ void ShadowRuntime::stop() {
     io_.stop();
     thread_.join();
     std::lock_guard lock(mutex_);
+    stopped_ = true;
+    pools_.clear();  // their sockets belong to io_, which is still alive here
     for (auto& [name, route] : routes_) {
         store_->save_route_state(name, route->controller.to_json());
     }
@@ -306,13 +316,17 @@ bool ShadowRuntime::offer(ShadowJob job) {
     if (channel == view->channels.end()) return false;
     if (channel->second->pending.fetch_add(1) >= channel->second->capacity.load()) {
         channel->second->pending.fetch_sub(1);
-        if (metrics_ != nullptr) metrics_->shadow_request(job.route, metrics::ShadowOutcome::dropped);
+        channel->second->dropped.fetch_add(1);
         return false;
     }
+    job.channel = channel->second;
     asio::post(io_, [this, job = std::move(job)]() mutable {
         std::lock_guard lock(mutex_);
         const auto route = routes_.find(job.route);
-        if (route == routes_.end()) return;  // removed by a reload meanwhile
+        if (route == routes_.end() || route->second->channel != job.channel) {
+            job.channel->pending.fetch_sub(1);  // removed (or replaced) by a reload meanwhile
+            return;
+        }
         route->second->queue.push_back(std::move(job));
         pump(*route->second);
     });
@@ -333,17 +347,44 @@ void ShadowRuntime::pump(Route& route) {
 
 std::shared_ptr<UpstreamPool> ShadowRuntime::pool_for(const routing::ProviderConfig& provider) {
     auto& pool = pools_[provider.name];
-    if (!pool || pool->provider().base_url != provider.base_url ||
-        pool->provider().ca_file != provider.ca_file) {
+    if (!pool || !same_connection_settings(pool->provider(), provider)) {
+        // The snapshot's TLS context: built (and its files read) when the config was loaded.
+        const auto tls = snapshot_->tls_contexts.find(provider.name);
         pool = std::make_shared<UpstreamPool>(
             io_.get_executor(), provider,
-            provider.address.tls ? make_client_tls_context(provider) : nullptr,
+            tls == snapshot_->tls_contexts.end() ? nullptr : tls->second,
             provider.max_connections);
     }
     return pool;
 }
 
+/// Releases a job's place in its route's budget however process() ends (an exception in a
+/// detached coroutine would otherwise leak it and stall the route's shadow for good).
+class ShadowRuntime::JobSlot {
+public:
+    JobSlot(ShadowRuntime& runtime, std::string route, std::shared_ptr<RouteChannel> channel)
+        : runtime_(runtime), route_(std::move(route)), channel_(std::move(channel)) {}
+    JobSlot(const JobSlot&) = delete;
+    JobSlot& operator=(const JobSlot&) = delete;
+    ~JobSlot() {
+        std::lock_guard lock(runtime_.mutex_);
+        channel_->pending.fetch_sub(1);
+        if (runtime_.stopped_) return;  // the frame is being destroyed with io_: start nothing
+        const auto found = runtime_.routes_.find(route_);
+        // Only the incarnation that started the job counts it in flight.
+        if (found == runtime_.routes_.end() || found->second->channel != channel_) return;
+        --found->second->inflight;
+        runtime_.pump(*found->second);
+    }
+
+private:
+    ShadowRuntime& runtime_;
+    std::string route_;
+    std::shared_ptr<RouteChannel> channel_;
+};
+
 asio::awaitable<void> ShadowRuntime::process(ShadowJob job) {
+    const JobSlot slot(*this, job.route, job.channel);
     CallPlan mirror;
     CallPlan judge;
     routing::RouteConfig config;
@@ -495,9 +536,6 @@ asio::awaitable<void> ShadowRuntime::process(ShadowJob job) {
     }
     handle_events(route, now);
     store_->save_route_state(config.name, route.controller.to_json());
-    --route.inflight;
-    route.channel->pending.fetch_sub(1);
-    pump(route);
 }
 
 void ShadowRuntime::handle_events(Route& route, shadow::TimePoint now) {
@@ -559,6 +597,10 @@ void ShadowRuntime::tick_all() {
         const auto ok = channel.candidate_ok.exchange(0);
         const auto errors = channel.candidate_errors.exchange(0);
         const auto primary = channel.primary_requests.exchange(0);
+        const auto dropped = channel.dropped.exchange(0);
+        for (std::uint64_t i = 0; route->metrics && i < dropped; ++i) {
+            route->metrics->shadow_request(metrics::ShadowOutcome::dropped);
+        }
         for (std::uint64_t i = 0; i < ok; ++i) route->controller.record_live_result(now, true, false);
         for (std::uint64_t i = 0; i < errors; ++i) {
             route->controller.record_live_result(now, true, true);

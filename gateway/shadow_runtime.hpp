@@ -39,6 +39,9 @@ struct RouteChannel {
     std::atomic<std::uint64_t> candidate_errors{0};
     std::atomic<std::uint64_t> primary_requests{0};
     std::atomic<std::uint32_t> pending{0};  ///< offered jobs not finished yet
+    /// Samples dropped on the live path (queue full, too big), counted into the metrics by the
+    /// shadow thread: the live path takes no lock for them.
+    std::atomic<std::uint64_t> dropped{0};
     std::atomic<std::uint32_t> capacity{0};  ///< max_inflight + queue
     std::atomic<double> mirror_rate{0.0};
 };
@@ -52,6 +55,7 @@ struct ShadowView {
 /// One sampled live request with its answer, as captured on the live path.
 struct ShadowJob {
     std::string route;
+    std::shared_ptr<RouteChannel> channel;  ///< the route incarnation that accepted the job
     std::string request_id;
     std::string request_body;  ///< the client's JSON
     bool served_by_candidate = false;
@@ -97,6 +101,7 @@ public:
 private:
     struct SideStats;
     struct Route;
+    class JobSlot;
 
     asio::awaitable<void> process(ShadowJob job);
     asio::awaitable<void> tick_loop();
@@ -107,15 +112,18 @@ private:
     std::string route_json(const Route& route) const;
     std::shared_ptr<UpstreamPool> pool_for(const routing::ProviderConfig& provider);
 
+    // Member order matters: io_ is destroyed first, and destroying it destroys the coroutine
+    // frames of jobs in flight, whose JobSlot then needs mutex_ and routes_ still alive.
     std::unique_ptr<shadow::StateStore> store_;
     metrics::Metrics* metrics_;
-    asio::io_context io_{1};
     std::thread thread_;
     mutable std::mutex mutex_;
+    bool stopped_ = false;  ///< guarded by mutex_: no new work once stop() began
     std::shared_ptr<const Snapshot> snapshot_;
     std::map<std::string, std::unique_ptr<Route>, std::less<>> routes_;
     std::map<std::string, std::shared_ptr<UpstreamPool>, std::less<>> pools_;
     std::atomic<std::shared_ptr<const ShadowView>> view_;
+    asio::io_context io_{1};
 };
 
 }  // namespace turnout::gateway

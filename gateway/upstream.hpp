@@ -144,6 +144,9 @@ asio::awaitable<CallResult> call_upstream(std::shared_ptr<UpstreamPool> pool,
                                           http::request<http::string_body> request,
                                           Clock::time_point deadline);
 
+/// Settings that an open connection depends on: a pool survives a reload unless they change.
+bool same_connection_settings(const routing::ProviderConfig& a, const routing::ProviderConfig& b);
+
 /// A TLS client context that verifies the peer chain against the system store (plus
 /// `ca_file` when set). Throws on an unreadable ca_file (start-up only).
 std::shared_ptr<asio::ssl::context> make_client_tls_context(const routing::ProviderConfig& provider);

@@ -318,6 +318,11 @@ asio::awaitable<CallResult> call_upstream(std::shared_ptr<UpstreamPool> pool,
     co_return result;
 }
 
+bool same_connection_settings(const routing::ProviderConfig& a, const routing::ProviderConfig& b) {
+    return a.base_url == b.base_url && a.ca_file == b.ca_file && a.tls_verify == b.tls_verify &&
+           a.max_connections == b.max_connections && a.connect_timeout == b.connect_timeout;
+}
+
 std::shared_ptr<asio::ssl::context> make_client_tls_context(
     const routing::ProviderConfig& provider) {
     auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
