@@ -198,9 +198,42 @@ wrk_warmup() { # NAME BASE_URL
     die "$name: wrk warm-up failed: $(cat "$WORK/wrk-$name-warmup.txt")"
 }
 
+settle() { # wait (at most 15 s) until the servers started here are idle: no backlog
+  # (a shadow queue draining, say) spills into the next target's slice.
+  python3 - "${PIDS[@]}" <<'EOF' || true
+import os, sys, time
+roots = {int(p) for p in sys.argv[1:]}
+def cpu():
+    procs = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                rest = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+                procs[int(d)] = (int(rest[1]), int(rest[11]) + int(rest[12]))
+            except (OSError, IndexError, ValueError):
+                pass
+    total, todo, seen = 0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in procs:
+            continue
+        seen.add(pid)
+        total += procs[pid][1]
+        todo.extend(p for p, (ppid, _) in procs.items() if ppid == pid)
+    return total
+deadline, quiet, last = time.time() + 15, 0, cpu()
+while time.time() < deadline and quiet < 2:
+    time.sleep(0.1)
+    now = cpu()
+    quiet = quiet + 1 if now - last <= 1 else 0
+    last = now
+EOF
+}
+
 wrk_slice() { # NAME BASE_URL CONC ROUND: one measured slice; appends "NAME cCONC ROUND BENCH ..." to RESULTS
   local name=$1 url=$2 conc=$3 round=$4 out threads=2
   ((conc == 1)) && threads=1
+  settle
   out="$WORK/wrk-$name-c$conc-r$round.txt"
   wrk -t"$threads" -c"$conc" -d"${SLICE_S}s" --timeout 5s --latency -s "$HERE/chat.lua" "$url" >"$out" 2>&1 ||
     die "$name: wrk failed: $(cat "$out")"
@@ -302,8 +335,15 @@ fi
 
 # --- turnout with shadowing at sample_rate 1.0: every request mirrored and judged -----
 if want shadow; then
-  start judge "$BIN" simulate --listen 127.0.0.1:0 --threads 1 --role judge
+  # The candidate and the judge stand for remote providers: in a deployment their work is not
+  # on the gateway's cores. Here they share the machine, so they run at a lower priority
+  # (nice 10) to take only the CPU the gateway and the primary leave.
+  start judge nice -n 10 "$BIN" simulate --listen 127.0.0.1:0 --threads 1 --role judge
   JUDGE_ADDR=$(wait_listening judge "$LAST_PID" simulator) || die "the judge simulator did not start"
+  # The candidate is another provider, as in a deployment: its own simulator, so the
+  # mirrored requests do not queue on the primary's single-threaded simulator.
+  start candidate nice -n 10 "$BIN" simulate --listen 127.0.0.1:0 --threads 1 --ttft 0ms --tps 0 --tokens 16
+  CANDIDATE_ADDR=$(wait_listening candidate "$LAST_PID" simulator) || die "the candidate simulator did not start"
   cat >"$WORK/turnout-shadow.yaml" <<EOF
 listen: 127.0.0.1:0
 admin:
@@ -319,6 +359,11 @@ providers:
     base_url: $SIM_URL/v1
     timeout: 30s
     max_connections: 128
+  cand:
+    kind: openai
+    base_url: http://$CANDIDATE_ADDR/v1
+    timeout: 30s
+    max_connections: 64
   judge:
     kind: openai
     base_url: http://$JUDGE_ADDR/v1
@@ -329,7 +374,7 @@ routes:
     match:
       model: smart
     primary: {provider: sim, model: sim-large}
-    candidate: {provider: sim, model: sim-small}
+    candidate: {provider: cand, model: sim-small}
     shadow: {sample_rate: 1.0, max_inflight: 32, queue: 1024}
     judge: {provider: judge, model: judge}
     promotion: {mode: shadow}
@@ -375,6 +420,7 @@ for conc in 1 64; do
   done
 done
 
+settle
 say "first streamed frame: $FRAMES requests per target, interleaved"
 python3 "$HERE/first_frame.py" --n "$FRAMES" --warmup 30 --model smart "${FF_TARGETS[@]}" \
   >"$WORK/first-frame.jsonl" 2>"$WORK/first-frame.err" || die "first_frame.py failed: $(cat "$WORK/first-frame.err")"
