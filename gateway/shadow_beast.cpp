@@ -207,6 +207,7 @@ struct ShadowRuntime::Route {
     std::shared_ptr<metrics::RouteMetrics> metrics;
     std::deque<ShadowJob> queue;
     unsigned inflight = 0;
+    bool state_dirty = false;  ///< verdicts recorded since the state was last saved
     SideStats primary;
     SideStats candidate;
 };
@@ -214,6 +215,10 @@ struct ShadowRuntime::Route {
 ShadowRuntime::ShadowRuntime(std::string state_path, metrics::Metrics* metrics)
     : metrics_(metrics) {
     shadow::StoreOptions options;
+    // Verdict lines are written at once (a killed process loses none) and synced to disk
+    // once a second with the dirty route states: an fsync per verdict costs the whole
+    // machine I/O and CPU that live traffic needs (measured: p99 from 0.3 to 11 ms).
+    options.sync_every_append = false;
     options.on_warning = [](const std::string& message) {
         log_event(gateway_log(), spdlog::level::warn, "state store", {{"problem", message}});
     };
@@ -241,6 +246,7 @@ void ShadowRuntime::stop() {
     std::lock_guard lock(mutex_);
     stopped_ = true;
     pools_.clear();  // their sockets belong to io_, which is still alive here
+    store_->sync_logs();
     for (auto& [name, route] : routes_) {
         store_->save_route_state(name, route->controller.to_json());
     }
@@ -534,8 +540,8 @@ asio::awaitable<void> ShadowRuntime::process(ShadowJob job) {
         route.metrics->set_pass_rate(status.evidence.pass_rate);
         route.metrics->set_samples(status.evidence.samples);
     }
+    route.state_dirty = true;  // saved by the next tick (or at once by an event below)
     handle_events(route, now);
-    store_->save_route_state(config.name, route.controller.to_json());
 }
 
 void ShadowRuntime::handle_events(Route& route, shadow::TimePoint now) {
@@ -574,7 +580,9 @@ void ShadowRuntime::handle_events(Route& route, shadow::TimePoint now) {
         }
     }
     if (route.metrics) route.metrics->set_route_state(state_label(route.controller.state()));
+    store_->sync_logs();  // a transition and the verdicts behind it are durable at once
     store_->save_route_state(route.config.name, route.controller.to_json());
+    route.state_dirty = false;
     (void)now;
     publish();
 }
@@ -610,6 +618,12 @@ void ShadowRuntime::tick_all() {
         }
         route->controller.tick(now);
         handle_events(*route, now);
+    }
+    store_->sync_logs();
+    for (auto& [name, route] : routes_) {
+        if (!route->state_dirty) continue;
+        store_->save_route_state(name, route->controller.to_json());
+        route->state_dirty = false;
     }
 }
 

@@ -359,12 +359,15 @@ class StateStore::AppendLog {
             return ec;
         }
         torn_ = false;
-        if (::fdatasync(fd_.get()) != 0) {
-            ec = errno_code();
-            warn("fdatasync of " + file_path(0) + " failed: " + ec.message());
-            return ec;
-        }
+        unsynced_ = true;
+        if (options_.sync_every_append) return sync_locked();
         return {};
+    }
+
+    /// Makes every record appended so far durable across a power loss.
+    std::error_code sync() {
+        std::lock_guard lock(mutex_);
+        return sync_locked();
     }
 
     /// Visits every line, newest first: the current file from its end, then .1, .2, ...
@@ -390,6 +393,18 @@ class StateStore::AppendLog {
     }
 
   private:
+    std::error_code sync_locked() {
+        if (!fd_ || !unsynced_) return {};
+        if (::fdatasync(fd_.get()) != 0) {
+            const auto ec = errno_code();
+            warn("fdatasync of " + file_path(0) + " failed: " + ec.message());
+            return ec;
+        }
+        unsynced_ = false;
+        return {};
+    }
+
+    bool unsynced_ = false;
     std::string file_path(std::size_t generation) const {
         std::string path = dir_ + "/" + name_;
         if (generation > 0) {
@@ -658,6 +673,12 @@ std::error_code StateStore::append_verdict(const std::string& route, const std::
         return errc_code(std::errc::invalid_argument);
     }
     return verdicts_->append(line);
+}
+
+std::error_code StateStore::sync_logs() {
+    const auto verdicts = verdicts_->sync();
+    const auto events = events_->sync();
+    return verdicts ? verdicts : events;
 }
 
 std::error_code StateStore::append_event(const std::string& json_line) {

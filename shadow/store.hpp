@@ -52,6 +52,10 @@ struct StoreOptions {
     /// write failure). May be called from several threads at once, and with a store mutex held:
     /// it must be thread-safe and must not call back into the store. Empty: warnings dropped.
     std::function<void(const std::string&)> on_warning;
+    /// fdatasync after every append (true), or only in sync_logs() (false: a caller that
+    /// batches). Either way an append is one write(2): a killed process loses nothing
+    /// appended; only a power loss can lose what was not synced yet.
+    bool sync_every_append = true;
 };
 
 /// See the file comment. Not copyable or movable (the logs keep open descriptors and mutexes).
@@ -77,6 +81,9 @@ class StateStore {
     /// Appends one verdict: `json_line` is a JSON object on one line (a single trailing '\n' is
     /// allowed) whose "route" member equals `route`; otherwise std::errc::invalid_argument.
     std::error_code append_verdict(const std::string& route, const std::string& json_line);
+
+    /// fdatasync of both logs, when anything was appended since the last sync.
+    std::error_code sync_logs();
 
     /// Appends one audit event (a JSON object on one line) to events.jsonl.
     std::error_code append_event(const std::string& json_line);
