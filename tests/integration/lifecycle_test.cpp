@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/support/fixtures.hpp"
 
@@ -29,6 +31,31 @@ TEST(AdminTest, HealthEndpointsAreNotOnTheApiPort) {
     auto response = stack.gateway().request("GET", "/healthz");
     ASSERT_TRUE(response);
     EXPECT_EQ(response->status, 404);
+}
+
+// Clients filling max_connections must not starve the admin listener (liveness probes, scrapes,
+// reloads): admin connections are outside the limit.
+TEST(AdminTest, AdminAnswersWhileClientsHoldEveryConnection) {
+    GatewayStack stack;
+    ASSERT_TRUE(stack.start([](GatewayConfig& c) { c.limit("max_connections", "2"); }));
+    // Kept-alive client connections, each served once so that the gateway counts it; with two
+    // workers (one connection each) the later ones wait in the accept queue.
+    std::vector<std::unique_ptr<RawConnection>> clients;
+    int served = 0;
+    for (int i = 0; i < 6; ++i) {
+        auto client = std::make_unique<RawConnection>(stack.gateway().api_port());
+        ASSERT_TRUE(client->connected());
+        ASSERT_TRUE(client->send_request("GET", "/v1/models", {}));
+        if (auto answer = client->read_response(Millis(300)); answer && answer->status == 200) {
+            ++served;
+        }
+        clients.push_back(std::move(client));
+    }
+    ASSERT_GE(served, 1);
+    ASSERT_LT(served, 6) << "max_connections did not hold any connection back";
+    auto health = http_request(stack.gateway().admin_port(), "GET", "/healthz");
+    ASSERT_TRUE(health) << "the admin listener did not answer while clients held the limit";
+    EXPECT_EQ(health->status, 200);
 }
 
 // Metrics are recorded once the answer is out, so a scrape right after it may come first:
