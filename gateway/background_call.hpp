@@ -11,15 +11,10 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "gateway/upstream.hpp"
+#include "gateway/upstream_body.hpp"
 #include "routing/config.hpp"
 
 namespace turnout::gateway {
-
-/// Token counts an OpenAI-shaped answer reports.
-struct Usage {
-    std::uint64_t input = 0;
-    std::uint64_t output = 0;
-};
 
 /// One side's answer as measured. `text` is the OpenAI chat.completion body when ok.
 struct Measured {
@@ -39,7 +34,7 @@ struct CallPlan {
     std::shared_ptr<UpstreamPool> pool;
 };
 
-/// `usage.prompt_tokens` / `completion_tokens` of an OpenAI answer; zeros when absent.
+/// openai_usage() of an answer's body text; zeros when it does not parse.
 Usage openai_usage(std::string_view body);
 
 /// Sends `openai_body` (a chat request; `stream` is forced off) to the plan's target within

@@ -303,7 +303,7 @@ shadow::SideRecord side_record(const Measured& measured, const routing::PriceCon
     side.ttft_ms = measured.ttft_ms;
     side.input_tokens = measured.usage.input;
     side.output_tokens = measured.usage.output;
-    side.cost_usd = shadow::cost_usd(price, measured.usage.input, measured.usage.output);
+    side.cost_usd = routing::cost_usd(price, measured.usage.input, measured.usage.output);
     return side;
 }
 

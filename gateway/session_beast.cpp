@@ -154,17 +154,12 @@ void capture_events(std::string_view events, RequestRecord& record) {
     }
 }
 
-/// Takes usage figures from an OpenAI chat.completion (or a usage chunk).
-void read_openai_usage(const rapidjson::Value& document, RequestRecord& record) {
-    if (!document.IsObject()) return;
-    const auto usage = document.FindMember("usage");
-    if (usage == document.MemberEnd() || !usage->value.IsObject()) return;
-    const auto& u = usage->value;
-    if (u.HasMember("prompt_tokens") && u["prompt_tokens"].IsUint64()) {
-        record.input_tokens = u["prompt_tokens"].GetUint64();
-    }
-    if (u.HasMember("completion_tokens") && u["completion_tokens"].IsUint64()) {
-        record.output_tokens = u["completion_tokens"].GetUint64();
+/// Takes the usage figures an OpenAI answer (or usage chunk) reports, when it reports any.
+void read_openai_usage(const rapidjson::Value& answer, RequestRecord& record) {
+    const Usage usage = openai_usage(answer);
+    if (usage.input != 0 || usage.output != 0) {
+        record.input_tokens = usage.input;
+        record.output_tokens = usage.output;
     }
 }
 

@@ -29,23 +29,6 @@ constexpr int kShadowNice = 10;           // the shadow thread's scheduling prio
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
-std::string iso_time(shadow::TimePoint time) {
-    const auto seconds = std::chrono::time_point_cast<std::chrono::seconds>(time);
-    const auto millis =
-        std::chrono::duration_cast<std::chrono::milliseconds>(time - seconds).count();
-    const std::time_t t = std::chrono::system_clock::to_time_t(seconds);
-    std::tm utc{};
-    gmtime_r(&t, &utc);
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900,
-                       utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
-}
-
-double cost_usd(const routing::PriceConfig& price, std::uint64_t input, std::uint64_t output) {
-    return (static_cast<double>(input) * price.input_per_mtok +
-            static_cast<double>(output) * price.output_per_mtok) /
-           1e6;
-}
-
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw std::runtime_error("cannot read prompt_file " + path);
@@ -92,21 +75,9 @@ double median(const std::deque<double>& values) {
 }  // namespace
 
 Usage openai_usage(std::string_view body) {
-    Usage usage;
     rapidjson::Document document;
     document.Parse(body.data(), body.size());
-    if (document.HasParseError() || !document.IsObject() || !document.HasMember("usage") ||
-        !document["usage"].IsObject()) {
-        return usage;
-    }
-    const auto& u = document["usage"];
-    if (u.HasMember("prompt_tokens") && u["prompt_tokens"].IsUint64()) {
-        usage.input = u["prompt_tokens"].GetUint64();
-    }
-    if (u.HasMember("completion_tokens") && u["completion_tokens"].IsUint64()) {
-        usage.output = u["completion_tokens"].GetUint64();
-    }
-    return usage;
+    return document.HasParseError() ? Usage{} : openai_usage(document);
 }
 
 
@@ -174,7 +145,7 @@ struct ShadowRuntime::SideStats {
         if (ttft_ms.size() > kStatsWindow) ttft_ms.pop_front();
         ++calls;
         output_tokens += measured.usage.output;
-        cost_usd += gateway::cost_usd(price, measured.usage.input, measured.usage.output);
+        cost_usd += routing::cost_usd(price, measured.usage.input, measured.usage.output);
     }
 
     void write(Writer& writer) const {
@@ -488,7 +459,7 @@ asio::awaitable<void> ShadowRuntime::process(ShadowJob job) {
     Writer writer(out);
     writer.StartObject();
     writer.Key("time");
-    writer.String(iso_time(now));
+    writer.String(shadow::rfc3339(now));
     writer.Key("route");
     writer.String(config.name);
     writer.Key("request_id");
@@ -516,9 +487,9 @@ asio::awaitable<void> ShadowRuntime::process(ShadowJob job) {
     writer.Key("candidate_output_tokens");
     writer.Uint64(candidate.usage.output);
     writer.Key("primary_cost_usd");
-    writer.Double(cost_usd(primary_price, primary.usage.input, primary.usage.output));
+    writer.Double(routing::cost_usd(primary_price, primary.usage.input, primary.usage.output));
     writer.Key("candidate_cost_usd");
-    writer.Double(cost_usd(candidate_price, candidate.usage.input, candidate.usage.output));
+    writer.Double(routing::cost_usd(candidate_price, candidate.usage.input, candidate.usage.output));
     writer.EndObject();
     store_->append_verdict(config.name, std::string(out.GetString(), out.GetSize()));
     // Shadow spend is logged apart from live traffic (no access-log line: no client saw it).
@@ -669,7 +640,7 @@ std::string ShadowRuntime::route_json(const Route& route) const {
     writer.Key("threshold");
     writer.Double(status.threshold);
     writer.Key("since");
-    writer.String(iso_time(status.since));
+    writer.String(shadow::rfc3339(status.since));
     writer.Key("total_verdicts");
     writer.Uint64(status.total_verdicts);
     writer.Key("primary");

@@ -27,6 +27,21 @@ std::string to_json(const rapidjson::Value& value) {
     return {out.GetString(), out.GetSize()};
 }
 
+Usage openai_usage(const rapidjson::Value& answer) {
+    Usage usage;
+    if (!answer.IsObject()) return usage;
+    const auto found = answer.FindMember("usage");
+    if (found == answer.MemberEnd() || !found->value.IsObject()) return usage;
+    const auto& u = found->value;
+    if (u.HasMember("prompt_tokens") && u["prompt_tokens"].IsUint64()) {
+        usage.input = u["prompt_tokens"].GetUint64();
+    }
+    if (u.HasMember("completion_tokens") && u["completion_tokens"].IsUint64()) {
+        usage.output = u["completion_tokens"].GetUint64();
+    }
+    return usage;
+}
+
 std::string merged_extra_body(const std::string& provider_fields,
                               const std::string& target_fields) {
     if (provider_fields.empty() || target_fields.empty()) {

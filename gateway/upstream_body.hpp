@@ -3,6 +3,7 @@
 /// model name, the provider kind (Anthropic translation) or extra body fields (fast mode)
 /// require a rewrite. Plain C++ (RapidJSON), no sockets.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -26,5 +27,15 @@ std::string merged_extra_body(const std::string& provider_fields,
 void overlay_fields(rapidjson::Document& into, std::string_view fields_json);
 
 std::string to_json(const rapidjson::Value& value);
+
+/// Token counts an OpenAI-shaped answer reports.
+struct Usage {
+    std::uint64_t input = 0;
+    std::uint64_t output = 0;
+};
+
+/// `usage.prompt_tokens` / `completion_tokens` of a chat.completion or a usage chunk; zeros
+/// when absent or of the wrong type.
+Usage openai_usage(const rapidjson::Value& answer);
 
 }  // namespace turnout::gateway

@@ -101,7 +101,6 @@ constexpr std::array kAllStates = {RouteStateLabel::shadowing, RouteStateLabel::
                                    RouteStateLabel::pinned};
 constexpr std::array kAllFlips = {FlipTo::primary, FlipTo::candidate};
 
-constexpr double kPerMillion = 1e-6;
 
 std::string str(std::string_view view) { return std::string(view); }
 
@@ -116,11 +115,6 @@ bool same_price(const routing::PriceConfig& a, const routing::PriceConfig& b) {
     return a.input_per_mtok == b.input_per_mtok && a.output_per_mtok == b.output_per_mtok;
 }
 
-double cost_at(const routing::PriceConfig& price, std::uint64_t input, std::uint64_t output) {
-    return (static_cast<double>(input) * price.input_per_mtok +
-            static_cast<double>(output) * price.output_per_mtok) *
-           kPerMillion;
-}
 
 /// Errors per provider, all seven kinds resolved up front so ratios start from 0.
 std::array<prometheus::Counter*, 7> resolve_error_kinds(
@@ -366,7 +360,7 @@ void TargetMetrics::tokens(std::uint64_t input, std::uint64_t output) {
     tokens_input_->Increment(static_cast<double>(input));
     tokens_output_->Increment(static_cast<double>(output));
     cost_->Increment(cost_usd(input, output));
-    baseline_cost_->Increment(cost_at(baseline_, input, output));
+    baseline_cost_->Increment(routing::cost_usd(baseline_, input, output));
 }
 
 void TargetMetrics::overhead(double seconds) {
@@ -378,7 +372,7 @@ void TargetMetrics::upstream_error(UpstreamErrorKind kind) {
 }
 
 double TargetMetrics::cost_usd(std::uint64_t input, std::uint64_t output) const {
-    return cost_at(price_, input, output);
+    return routing::cost_usd(price_, input, output);
 }
 
 // --- RouteMetrics ---------------------------------------------------------------------------
@@ -491,7 +485,7 @@ void ShadowTargetMetrics::duration(double seconds) {
 void ShadowTargetMetrics::tokens(std::uint64_t input, std::uint64_t output) {
     tokens_input_->Increment(static_cast<double>(input));
     tokens_output_->Increment(static_cast<double>(output));
-    cost_->Increment(cost_at(price_, input, output));
+    cost_->Increment(routing::cost_usd(price_, input, output));
 }
 
 // --- Metrics --------------------------------------------------------------------------------

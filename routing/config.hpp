@@ -50,6 +50,13 @@ struct PriceConfig {
     double output_per_mtok = 0.0;
 };
 
+/// USD for `input` and `output` tokens at `price` (dollars per million tokens).
+inline double cost_usd(const PriceConfig& price, std::uint64_t input, std::uint64_t output) {
+    return (static_cast<double>(input) * price.input_per_mtok +
+            static_cast<double>(output) * price.output_per_mtok) /
+           1e6;
+}
+
 /// base_url split once at load time so the data plane never parses URLs.
 struct UpstreamAddress {
     bool tls = false;

@@ -559,17 +559,6 @@ TimePoint from_ns(std::int64_t ns) {
     return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
-std::string rfc3339(TimePoint t) {
-    const auto ms = std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch());
-    const auto seconds = std::chrono::floor<std::chrono::seconds>(ms);
-    const std::time_t tt = static_cast<std::time_t>(seconds.count());
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char text[64];
-    const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-    std::snprintf(text + n, sizeof text - n, ".%03dZ", static_cast<int>((ms - seconds).count()));
-    return text;
-}
 
 void write_key(JsonWriter& w, std::string_view key) {
     w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
@@ -891,6 +880,18 @@ Controller Controller::from_json(std::string_view json, const routing::RouteConf
     ControllerJson::read_events(root, c);
     c.reconfigure(now, route, std::move(fingerprint));
     return c;
+}
+
+std::string rfc3339(TimePoint t) {
+    const auto ms = std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch());
+    const auto seconds = std::chrono::floor<std::chrono::seconds>(ms);
+    const std::time_t tt = static_cast<std::time_t>(seconds.count());
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char text[64];
+    const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(text + n, sizeof text - n, ".%03dZ", static_cast<int>((ms - seconds).count()));
+    return text;
 }
 
 std::string to_json(const TransitionEvent& event) {

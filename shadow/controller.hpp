@@ -319,6 +319,9 @@ class Controller {
 };
 
 /// One event as a JSON object (times as RFC 3339 UTC text), for logs and the durable store.
+/// `2026-11-28T01:02:03.456Z`: UTC with milliseconds, as every time in logs and admin JSON.
+std::string rfc3339(TimePoint time);
+
 std::string to_json(const TransitionEvent& event);
 
 }  // namespace turnout::shadow

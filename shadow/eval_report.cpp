@@ -630,12 +630,6 @@ std::string request_with_model(std::string_view request_json, std::string_view m
 // ---------------------------------------------------------------------------------------------
 // One judged pair
 
-double cost_usd(const routing::PriceConfig& price, std::uint64_t input, std::uint64_t output) {
-    return (static_cast<double>(input) * price.input_per_mtok +
-            static_cast<double>(output) * price.output_per_mtok) /
-           1e6;
-}
-
 void settle_pair(PairRecord& record, const ParsedVerdict& verdict, double pass_score) {
     record.score.reset();
     record.diff_summary.clear();

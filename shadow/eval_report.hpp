@@ -108,8 +108,6 @@ struct PairRecord {
     bool operator==(const PairRecord&) const = default;
 };
 
-/// The price of `input` and `output` tokens.
-double cost_usd(const routing::PriceConfig& price, std::uint64_t input, std::uint64_t output);
 
 /// Settles `record`'s verdict from its sides and, when both answered, the judge's `verdict`
 /// (parse_judge_completion's, or an error verdict saying why the call failed): a failed

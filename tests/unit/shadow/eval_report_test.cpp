@@ -205,7 +205,7 @@ TEST(EvalPair, CostFromThePrice) {
     routing::PriceConfig price;
     price.input_per_mtok = 15;
     price.output_per_mtok = 75;
-    EXPECT_DOUBLE_EQ(cost_usd(price, 1000, 200), (1000 * 15.0 + 200 * 75.0) / 1e6);
+    EXPECT_DOUBLE_EQ(routing::cost_usd(price, 1000, 200), (1000 * 15.0 + 200 * 75.0) / 1e6);
 }
 
 TEST(EvalPair, JsonLineRoundTrips) {
