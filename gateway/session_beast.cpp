@@ -50,14 +50,6 @@ bool acceptable_request_id(std::string_view id) {
     return std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f; });
 }
 
-/// The tokens of every Connection field of a message.
-ConnectionTokens connection_tokens(const http::fields& fields) {
-    ConnectionTokens tokens;
-    const auto [begin, end] = fields.equal_range(http::field::connection);
-    for (auto it = begin; it != end; ++it) tokens.add_connection_value(it->value());
-    return tokens;
-}
-
 /// Copies the upstream's end-to-end response headers.
 void copy_response_headers(const http::fields& from, http::fields& to) {
     const ConnectionTokens connection = connection_tokens(from);

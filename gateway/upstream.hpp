@@ -24,6 +24,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/system/result.hpp>
 
+#include "gateway/hop_headers.hpp"
 #include "routing/config.hpp"
 
 namespace turnout::gateway {
@@ -108,6 +109,9 @@ private:
     std::deque<ConnectionPtr> idle_;
     std::deque<asio::steady_timer*> waiters_;
 };
+
+/// The tokens of every Connection field of a message (which headers are hop-by-hop).
+ConnectionTokens connection_tokens(const http::fields& fields);
 
 /// The upstream request: the client's end-to-end headers (`client_headers`, null for calls
 /// the gateway makes itself), the provider's credential instead of the client's, provider and

@@ -225,6 +225,13 @@ void UpstreamPool::wake_one_waiter() {
     timer->cancel();
 }
 
+ConnectionTokens connection_tokens(const http::fields& fields) {
+    ConnectionTokens tokens;
+    const auto [begin, end] = fields.equal_range(http::field::connection);
+    for (auto it = begin; it != end; ++it) tokens.add_connection_value(it->value());
+    return tokens;
+}
+
 http::request<http::string_body> make_upstream_request(const http::fields* client_headers,
                                                        const routing::ProviderConfig& provider,
                                                        const routing::TargetConfig& target,
@@ -236,9 +243,7 @@ http::request<http::string_body> make_upstream_request(const http::fields* clien
                              (anthropic ? std::string("/v1/messages") : std::string(suffix));
     http::request<http::string_body> upstream{http::verb::post, path, 11};
     if (client_headers != nullptr) {
-        ConnectionTokens connection;
-        const auto [begin, end] = client_headers->equal_range(http::field::connection);
-        for (auto it = begin; it != end; ++it) connection.add_connection_value(it->value());
+        const ConnectionTokens connection = connection_tokens(*client_headers);
         for (const auto& field : *client_headers) {
             if (forward_request_header(field.name_string(), connection)) {
                 upstream.insert(field.name_string(), field.value());
