@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything turnout needs to build, test and benchmark on Debian 12.
+# Installs everything turnout needs to build, test and benchmark on Debian 12 (clang-16 and
+# libFuzzer only for fuzz/).
 # The README, .ci/run and the Dockerfile all call this one script.
 #   deploy/install-deps.sh            build + test dependencies
 #   deploy/install-deps.sh --runtime  only the shared libraries the binary needs
@@ -17,6 +18,7 @@ build_pkgs=(
   libboost1.81-dev libboost-url1.81-dev libssl-dev prometheus-cpp-dev
   libspdlog-dev libfmt-dev rapidjson-dev libyaml-cpp-dev libgtest-dev libgmock-dev
   openssl wrk nginx-light procps prometheus
+  clang-16 libfuzzer-16-dev libclang-rt-16-dev
 )
 # Node 20 ships on the CI machines (nodesource); Debian's nodejs/npm conflict with it.
 if ! command -v node >/dev/null 2>&1; then build_pkgs+=(nodejs npm); fi

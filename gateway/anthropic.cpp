@@ -64,6 +64,7 @@
 
 #include "gateway/sse.hpp"
 #include "routing/json_depth.hpp"
+#include "routing/json_input.hpp"
 
 namespace turnout::gateway::anthropic {
 namespace {
@@ -78,7 +79,7 @@ using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // RapidJSON copies, compares and serialises recursively: deeper input could overflow the stack.
 // Real requests (JSON schemas included) nest a few dozen levels at most.
-constexpr int kMaxDepth = 128;
+constexpr int kMaxDepth = routing::kMaxJsonDepth;
 // Iterative parsing, so that the depth check itself sees a parsed document and never a crash.
 constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag;
 // Upstream text quoted in an error message is cut here.
@@ -90,10 +91,13 @@ constexpr std::uint64_t kNoIndex = std::numeric_limits<std::uint64_t>::max();
 // JSON helpers
 
 
+/// Upstream answers and already-checked client bodies: depth bounded, duplicate keys tolerated
+/// (the session refuses them in client requests before any translation).
 bool parse_untrusted(Document& doc, std::string_view text) {
-    if (text.empty()) return false;
-    doc.Parse<kParseFlags>(text.data(), text.size());
-    return !doc.HasParseError() && routing::json_within_depth(doc, kMaxDepth);
+    routing::JsonInputOptions options;
+    options.max_depth = kMaxDepth;
+    options.reject_duplicate_keys = false;
+    return static_cast<bool>(routing::parse_json_input(text, doc, options));
 }
 
 std::string_view view(const Value& string) {

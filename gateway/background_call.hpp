@@ -32,13 +32,16 @@ struct CallPlan {
     routing::TargetConfig target;
     std::string credential;  ///< full header value; secret
     std::shared_ptr<UpstreamPool> pool;
+    /// A judge call: a top-level null in `target.extra_body_json` (`judge.body`) removes that
+    /// field from the request instead of sending it as null.
+    bool null_removes_field = false;
 };
 
 /// openai_usage() of an answer's body text; zeros when it does not parse.
 Usage openai_usage(std::string_view body);
 
 /// Sends `openai_body` (a chat request; `stream` is forced off) to the plan's target within
-/// `timeout` and measures it.
+/// `timeout`, or the provider's own `timeout` when that is shorter, and measures it.
 asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body,
                                           std::string request_id, routing::Duration timeout);
 

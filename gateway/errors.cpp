@@ -45,6 +45,10 @@ ErrorShape error_shape(errc e) noexcept {
         case errc::upstream_unavailable: return {502, kUpstream, "upstream_unavailable"};
         case errc::upstream_timeout: return {504, kUpstream, "upstream_timeout"};
         case errc::upstream_stream_failed: return {502, kUpstream, "upstream_stream_failed"};
+        case errc::uri_too_long: return {414, kInvalid, "uri_too_long"};
+        case errc::version_not_supported: return {505, kInvalid, "http_version_not_supported"};
+        case errc::overloaded: return {503, "server_error", "overloaded"};
+        case errc::circuit_open: return {503, kUpstream, "circuit_open"};
     }
     return {500, "server_error", "internal_error"};
 }

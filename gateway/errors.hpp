@@ -28,6 +28,10 @@ enum class errc {
     upstream_unavailable,
     upstream_timeout,
     upstream_stream_failed,
+    uri_too_long,
+    version_not_supported,
+    overloaded,    ///< the gateway is at its high-water mark of requests in flight
+    circuit_open,  ///< every target's circuit breaker is open
 };
 
 const boost::system::error_category& gateway_category() noexcept;

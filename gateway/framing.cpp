@@ -37,15 +37,21 @@ LengthError check_content_length(std::string_view value) {
     return too_large ? LengthError::too_large : LengthError::none;
 }
 
-FramingVerdict reject(std::string reason) { return FramingVerdict{false, std::move(reason)}; }
+FramingVerdict reject(std::string reason) { return FramingVerdict{false, std::move(reason), 400}; }
 
 }  // namespace
 
 FramingVerdict check_request_framing(unsigned version, const std::vector<HeaderView>& headers) {
+    if (version != 10 && version != 11) {
+        return FramingVerdict{false, "HTTP version not supported", 505};
+    }
     std::optional<std::string_view> content_length;
     std::optional<std::string_view> transfer_encoding;
+    unsigned hosts = 0;
     for (const auto& [name, value] : headers) {
-        if (iequals(name, "content-length")) {
+        if (iequals(name, "host")) {
+            if (++hosts > 1) return reject("multiple Host fields");
+        } else if (iequals(name, "content-length")) {
             // Equal duplicates are legal per RFC 9112 6.3, but a peer that picks the other one
             // is exactly how smuggling starts; one field is all a well-behaved client sends.
             if (content_length) return reject("multiple Content-Length fields");
@@ -56,6 +62,7 @@ FramingVerdict check_request_framing(unsigned version, const std::vector<HeaderV
         }
     }
 
+    if (hosts == 0 && version == 11) return reject("missing Host field");
     if (content_length && transfer_encoding) {
         return reject("both Content-Length and Transfer-Encoding");
     }

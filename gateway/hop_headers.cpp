@@ -28,9 +28,16 @@ constexpr std::array<std::string_view, 7> kHopByHop = {
 
 // The gateway sets these itself; the client's credentials authenticate it to the gateway and
 // must never reach a provider.
-constexpr std::array<std::string_view, 6> kGatewayOwnedRequest = {
-    "host", "content-length", "authorization", "x-api-key", "accept-encoding", "expect",
+constexpr std::array<std::string_view, 7> kGatewayOwnedRequest = {
+    "host",      "content-length",  "authorization",       "x-api-key",
+    "accept-encoding", "expect", "proxy-authorization",
 };
+
+// Client-asserted addresses: a provider (or a proxy in front of it) could trust them for rate
+// limits or logs. turnout sends none of its own either: a client's address is not the
+// provider's business.
+constexpr std::array<std::string_view, 2> kClientAddressRequest = {"forwarded", "x-real-ip"};
+constexpr std::string_view kForwardedPrefix = "x-forwarded-";
 
 constexpr std::array<std::string_view, 2> kGatewayOwnedResponse = {"content-length",
                                                                    "x-request-id"};
@@ -65,8 +72,15 @@ bool ConnectionTokens::names(std::string_view header_name) const {
 bool is_hop_by_hop(std::string_view name) { return is_one_of(name, kHopByHop); }
 
 bool forward_request_header(std::string_view name, const ConnectionTokens& connection) {
+    // A name with an underscore is dropped (nginx's underscores_in_headers off): CGI-style
+    // servers map `X_Forwarded_For` and `X-Forwarded-For` to the same variable.
+    if (name.find('_') != std::string_view::npos) return false;
+    if (name.size() >= kForwardedPrefix.size() &&
+        iequals(name.substr(0, kForwardedPrefix.size()), kForwardedPrefix)) {
+        return false;
+    }
     return !is_hop_by_hop(name) && !connection.names(name) &&
-           !is_one_of(name, kGatewayOwnedRequest);
+           !is_one_of(name, kGatewayOwnedRequest) && !is_one_of(name, kClientAddressRequest);
 }
 
 bool forward_response_header(std::string_view name, const ConnectionTokens& connection) {

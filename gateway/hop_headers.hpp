@@ -22,8 +22,10 @@ private:
 bool is_hop_by_hop(std::string_view name);  ///< the fixed RFC list only, case-insensitive
 
 /// Client request header -> upstream? Also drops what the gateway owns or must never pass on:
-/// Host, Content-Length (recomputed), Authorization and x-api-key (client credentials),
-/// Accept-Encoding (the gateway reads bodies, so it asks for identity), Expect.
+/// Host, Content-Length (recomputed), Authorization, Proxy-Authorization and x-api-key (client
+/// credentials), Accept-Encoding (the gateway reads bodies, so it asks for identity), Expect;
+/// the client-asserted addresses Forwarded, X-Real-IP and X-Forwarded-*; and any name with an
+/// underscore.
 bool forward_request_header(std::string_view name, const ConnectionTokens& connection);
 
 /// Upstream response header -> client? Also drops Content-Length (the gateway frames the

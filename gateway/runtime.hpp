@@ -21,6 +21,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "gateway/circuit_breaker.hpp"
 #include "gateway/shadow_runtime.hpp"
 #include "gateway/upstream.hpp"
 #include "metrics/metrics.hpp"
@@ -58,6 +59,8 @@ struct Shared {
     std::string config_path;  ///< empty: embedded config (demo), reload impossible
     std::atomic<bool> draining{false};
     std::atomic<int> open_connections{0};
+    std::atomic<std::int64_t> inflight{0};  ///< API requests in flight (the high-water mark)
+    CircuitBreakers breakers;
     unsigned threads = 1;
     metrics::Metrics* metrics = nullptr;
     ShadowRuntime* shadow = nullptr;

@@ -7,7 +7,11 @@
 // and the drain. Only the config snapshot, the drain flag and the connection count are
 // shared between threads.
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
@@ -154,7 +158,93 @@ void Worker::begin_drain() {
 
 namespace {
 
+/// Pause after an accept failed for want of descriptors or memory. Retrying at once spins:
+/// the connection stays queued and the next accept fails the same way (nginx waits
+/// `accept_mutex_delay`, 500 ms). Short, so a probe queued meanwhile barely notices.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+
+bool is_out_of_resources(const error_code& ec) {
+    namespace errc = boost::system::errc;
+    return ec == errc::too_many_files_open || ec == errc::too_many_files_open_in_system ||
+           ec == errc::no_buffer_space || ec == errc::not_enough_memory;
+}
+
+/// One descriptor held back (on /dev/null) for the admin listener: when the process runs out
+/// of descriptors, it is given up to accept a probe, and taken back when that connection
+/// closes. Only the first worker's thread (the admin listener's) touches it; process lifetime.
+class AdminReserve {
+public:
+    void take() {
+        if (fd_ < 0) fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    /// True when a descriptor was held and is now free.
+    bool give_up() {
+        if (fd_ < 0) return false;
+        ::close(fd_);
+        fd_ = -1;
+        return true;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+AdminReserve admin_reserve;
+
+/// An admin connection accepted on the reserve descriptor; the reserve is taken back after it.
+asio::awaitable<void> run_reserve_session(Worker* worker, tcp::socket socket) {
+    co_await run_session(worker, std::move(socket), Listener::admin);
+    admin_reserve.take();
+}
+
+/// Accept failures of one listener, logged once per episode (the first failure, then a
+/// summary when accepting works again) rather than once per retry.
+struct AcceptFailures {
+    Listener listener;
+    std::uint64_t count = 0;
+
+    void failed(const error_code& ec) {
+        if (count++ > 0) return;
+        log_event(gateway_log(), spdlog::level::warn, "accept paused: out of file descriptors",
+                  {{"listener", listener == Listener::api ? "api" : "admin"},
+                   {"error", ec.message()},
+                   {"retry_ms", static_cast<std::int64_t>(kAcceptBackoff.count())}});
+    }
+    void accepted() {
+        if (count == 0) return;
+        log_event(gateway_log(), spdlog::level::info, "accepting again",
+                  {{"listener", listener == Listener::api ? "api" : "admin"},
+                   {"failed_accepts", static_cast<std::int64_t>(count)}});
+        count = 0;
+    }
+};
+
+/// Out of descriptors on the admin listener: accepts one waiting probe on the reserve
+/// descriptor. Linux fails accept with EMFILE before it looks at the queue, so the reserve is
+/// given up only when a connection is waiting, and the accept does not block: the reserve is
+/// never left free for the API listeners to take. False when there was no reserve, no
+/// connection, or the accept failed anyway (another thread took the descriptor first).
+bool accept_on_reserve(Worker* worker, tcp::acceptor& acceptor) {
+    pollfd waiting{acceptor.native_handle(), POLLIN, 0};
+    if (::poll(&waiting, 1, 0) != 1 || (waiting.revents & POLLIN) == 0) return false;
+    if (!admin_reserve.give_up()) return false;
+    error_code ec;
+    acceptor.non_blocking(true, ec);  // for this synchronous accept; async ones never block
+    tcp::socket socket(worker->io);
+    if (!ec) acceptor.accept(socket, ec);
+    error_code ignored;
+    acceptor.non_blocking(false, ignored);
+    if (ec) {
+        admin_reserve.take();
+        return false;
+    }
+    ++worker->shared.open_connections;
+    asio::co_spawn(worker->io, run_reserve_session(worker, std::move(socket)), asio::detached);
+    return true;
+}
+
 asio::awaitable<void> accept_loop(Worker* worker, tcp::acceptor* acceptor, Listener listener) {
+    AcceptFailures failures{listener};
     for (;;) {
         // Admin connections are outside max_connections: clients must not starve the probes.
         if (listener == Listener::api && worker->connections >= worker->connection_limit) {
@@ -169,13 +259,64 @@ asio::awaitable<void> accept_loop(Worker* worker, tcp::acceptor* acceptor, Liste
         auto [ec, socket] = co_await acceptor->async_accept(kToken);
         if (ec) {
             if (!acceptor->is_open()) co_return;
-            continue;  // e.g. EMFILE: keep serving the connections we have
+            if (!is_out_of_resources(ec)) continue;  // e.g. ECONNABORTED: that client left
+            failures.failed(ec);
+            if (listener == Listener::admin && accept_on_reserve(worker, *acceptor)) continue;
+            // Keep serving the connections we have; retry when some may have closed.
+            asio::steady_timer wait(worker->io, kAcceptBackoff);
+            co_await wait.async_wait(kToken);
+            if (!acceptor->is_open()) co_return;
+            continue;
         }
+        failures.accepted();
         if (listener == Listener::api) ++worker->connections;
         ++worker->shared.open_connections;
         asio::co_spawn(worker->io, run_session(worker, std::move(socket), listener),
                        asio::detached);
     }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (the default soft limit, 1024, is far below
+/// what a gateway needs) and returns the soft limit in force.
+rlim_t raise_fd_limit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return RLIM_INFINITY;
+    const rlim_t before = limit.rlim_cur;
+    // An unlimited hard limit cannot be the soft one (the kernel caps it at fs.nr_open).
+    const rlim_t target = limit.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : limit.rlim_max;
+    if (before != RLIM_INFINITY && before < target) {
+        limit.rlim_cur = target;
+        if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+            log_event(gateway_log(), spdlog::level::info, "file descriptor limit raised",
+                      {{"from", static_cast<std::int64_t>(before)},
+                       {"to", static_cast<std::int64_t>(target)}});
+        }
+    }
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    return limit.rlim_cur;
+}
+
+/// The client connections the descriptor limit leaves room for (docs/architecture.md, "File
+/// descriptors"): the limit minus a reserve of 64 (listeners, epoll, timers, log and state
+/// files, admin connections) plus two per upstream connection slot (the live pools and the
+/// shadow runtime's each open up to a provider's max_connections), but never less than a
+/// quarter of the limit. `limits.max_connections` above that is capped, with a warning.
+unsigned effective_max_connections(const Config& config, rlim_t fd_limit) {
+    const unsigned configured = config.limits.max_connections;
+    if (fd_limit == RLIM_INFINITY) return configured;
+    std::uint64_t reserve = 64;
+    for (const auto& provider : config.providers) reserve += 2ull * provider.max_connections;
+    const std::uint64_t limit = fd_limit;
+    const std::uint64_t room = std::max(limit > reserve ? limit - reserve : 0, limit / 4);
+    if (configured <= room) return configured;
+    log_event(gateway_log(), spdlog::level::warn,
+              "limits.max_connections capped by the file descriptor limit (raise `ulimit -n` / "
+              "LimitNOFILE, or lower max_connections)",
+              {{"max_connections", static_cast<std::int64_t>(configured)},
+               {"effective", static_cast<std::int64_t>(room)},
+               {"fd_limit", static_cast<std::int64_t>(limit)},
+               {"reserve", static_cast<std::int64_t>(reserve)}});
+    return static_cast<unsigned>(std::max<std::uint64_t>(room, 1));
 }
 
 tcp::endpoint parse_endpoint(const std::string& host_port) {
@@ -337,11 +478,12 @@ int serve(std::shared_ptr<const Config> config, const ServeOptions& options) {
         }
     }
 
+    const unsigned max_connections = effective_max_connections(*config, raise_fd_limit());
+    admin_reserve.take();
     std::vector<std::unique_ptr<Worker>> workers;
     for (unsigned i = 0; i < shared.threads; ++i) {
         workers.push_back(std::make_unique<Worker>(shared));
-        workers.back()->connection_limit =
-            std::max(1u, config->limits.max_connections / shared.threads);
+        workers.back()->connection_limit = std::max(1u, max_connections / shared.threads);
         workers.back()->update_pools(*shared.snapshot());
     }
     shared.reload = [&shared, &workers] { return reload_config(shared, workers); };

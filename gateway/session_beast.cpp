@@ -21,6 +21,7 @@
 #include "gateway/runtime.hpp"
 #include "gateway/sse.hpp"
 #include "gateway/upstream_body.hpp"
+#include "routing/json_input.hpp"
 #include "routing/sampling.hpp"
 
 namespace turnout::gateway {
@@ -32,6 +33,10 @@ constexpr std::string_view kRequestIdHeader = "x-request-id";
 constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::uint64_t kMaxUpstreamBody = 64ull << 20;  // non-streamed answers, read whole
 constexpr std::size_t kMaxSseEvent = 4u << 20;
+// Longer request targets get 414, as with nginx's default large_client_header_buffers.
+constexpr std::size_t kMaxTargetBytes = 8 * 1024;
+// Upstream answers are read for usage only: depth bounded, duplicate keys tolerated.
+const routing::JsonInputOptions kUpstreamJson{routing::kMaxJsonDepth, false, false, false};
 // A sampled pair bigger than this is skipped (and counted): the queue must stay bounded.
 constexpr std::size_t kMaxShadowBytes = 1u << 20;
 
@@ -61,6 +66,21 @@ void copy_response_headers(const http::fields& from, http::fields& to) {
 }
 
 bool retryable_status(unsigned status) { return status >= 500 || status == 429; }
+
+/// The upstream's status as its number and reason: Beast's status enum knows no 529 (or 520),
+/// and a response built from the enum would go out as `000 <unknown-status>`.
+template <class Body>
+void copy_status(const http::response_header<>& from, http::response<Body>& to) {
+    const unsigned code = from.result_int();
+    to.result(code);
+    std::string_view reason = from.reason();
+    if (reason.empty()) {
+        const auto known = http::int_to_status(code);
+        reason = known == http::status::unknown ? std::string_view("Unknown")
+                                                : std::string_view(http::obsolete_reason(known));
+    }
+    to.reason(reason);
+}
 
 metrics::UpstreamErrorKind metrics_kind(UpstreamFailure failure) {
     switch (failure) {
@@ -112,6 +132,8 @@ struct Attempt {
     Result result = Result::failed;
     bool keep_alive = false;  // delivered: may the client connection go on?
     UpstreamFailure failure = UpstreamFailure::connect;
+    bool circuit_open = false;  // failed: the provider's circuit breaker refused the attempt
+    Clock::duration retry_after{};  // circuit_open: until the circuit may be probed
     std::optional<http::response<http::string_body>> answer;  // upstream 5xx/429 to pass on
 };
 
@@ -213,13 +235,30 @@ private:
     asio::awaitable<bool> send_error(errc code, std::string_view message, RequestRecord& record,
                                      bool close);
     asio::awaitable<bool> send_json(unsigned status, std::string body, RequestRecord& record);
+    asio::awaitable<bool> send_unavailable(errc code, std::string_view message,
+                                           Clock::duration retry_after, RequestRecord& record);
     asio::awaitable<bool> send_response(http::response<http::string_body>& response,
                                         RequestRecord& record);
     asio::awaitable<bool> write_chunk(std::string_view data, RequestRecord& record);
+    asio::awaitable<bool> end_stream_body();
     void add_turnout_headers(http::fields& fields, const RequestRecord& record) const;
     void start_request_timer();
     void finish_request(RequestRecord& record) const;
     bool keep_alive() const { return keep_alive_ && !worker_.shared.draining; }
+    /// Unparsed request bytes held at once: a header block (and a chunk line, and trailers)
+    /// can be no longer than max_header_bytes, plus one read.
+    std::size_t request_buffer_limit() const {
+        return static_cast<std::size_t>(config().limits.max_header_bytes) + kReadChunk;
+    }
+    std::int64_t inflight_limit() const {
+        const auto& limits = config().limits;
+        if (limits.max_inflight != 0) return limits.max_inflight;
+        // The connections actually accepted: max_connections may be capped by the fd limit.
+        const std::int64_t accepted =
+            std::min<std::int64_t>(limits.max_connections,
+                                   std::int64_t{worker_.connection_limit} * worker_.shared.threads);
+        return std::max<std::int64_t>(1, accepted * 9 / 10);
+    }
 
     Worker& worker_;
     std::shared_ptr<const Snapshot> snapshot_;  // the config the current request runs on
@@ -237,6 +276,7 @@ private:
     asio::steady_timer request_timer_;
     std::shared_ptr<RequestTimerState> timer_state_ = std::make_shared<RequestTimerState>();
     bool keep_alive_ = true;
+    bool http10_ = false;  // the current request is HTTP/1.0: no chunked framing for it
     std::list<SessionEntry>::iterator entry_;
 };
 
@@ -250,6 +290,7 @@ asio::awaitable<void> Session::run() {
             // a fresh connection). Nothing is owed to a client that sent nothing.
             const auto& limits = config().limits;
             stream_.expires_after(first_request ? limits.client_timeout : limits.keepalive_timeout);
+            buffer_.max_size(request_buffer_limit());
             auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kReadChunk), kToken);
             if (ec) break;
             buffer_.commit(n);
@@ -286,6 +327,7 @@ asio::awaitable<bool> Session::serve_one() {
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(config().limits.max_header_bytes));
     parser.body_limit(config().limits.max_body_bytes);
+    buffer_.max_size(std::max(request_buffer_limit(), buffer_.size()));
     start_request_timer();
     const bool complete = co_await read_request(parser, record);
     request_timer_.cancel();
@@ -296,12 +338,36 @@ asio::awaitable<bool> Session::serve_one() {
     }
     auto& request = parser.get();
     keep_alive_ = request.keep_alive();
-    // Admin calls (a scrape among them) are not live traffic: they do not count in flight.
-    metrics::Metrics* metrics = listener_ == Listener::api ? worker_.shared.metrics : nullptr;
-    if (metrics != nullptr) metrics->inflight_add(1);
-    const bool keep = listener_ == Listener::api ? co_await handle_api(request, record)
-                                                  : co_await handle_admin(request, record);
-    if (metrics != nullptr) metrics->inflight_add(-1);
+    http10_ = request.version() == 10;
+    if (listener_ == Listener::admin) {
+        // Admin calls (a scrape among them) are not live traffic: they do not count in flight.
+        const bool keep = co_await handle_admin(request, record);
+        finish_request(record);
+        co_return keep && keep_alive();
+    }
+    /// Counts the request in flight for its whole life, whatever way it ends.
+    struct InflightGuard {
+        Shared& shared;
+        std::int64_t count = shared.inflight.fetch_add(1, std::memory_order_relaxed) + 1;
+        ~InflightGuard() {
+            shared.inflight.fetch_sub(1, std::memory_order_relaxed);
+            if (shared.metrics != nullptr) shared.metrics->inflight_add(-1);
+        }
+    } inflight{worker_.shared};
+    if (worker_.shared.metrics != nullptr) worker_.shared.metrics->inflight_add(1);
+    bool keep = false;
+    if (inflight.count > inflight_limit()) {
+        // The high-water mark: a fast, retryable refusal rather than a queue that grows.
+        log_event(gateway_log(), spdlog::level::warn, "request refused at the high-water mark",
+                  {{"request_id", record.request_id},
+                   {"inflight", inflight.count - 1},
+                   {"limit", inflight_limit()}});
+        keep_alive_ = false;
+        co_await send_unavailable(errc::overloaded, "the gateway is at its limit of requests in flight",
+                                  std::chrono::seconds(1), record);
+    } else {
+        keep = co_await handle_api(request, record);
+    }
     finish_request(record);
     co_return keep && keep_alive();
 }
@@ -311,6 +377,7 @@ asio::awaitable<bool> Session::serve_one() {
 asio::awaitable<bool> Session::read_request(http::request_parser<http::string_body>& parser,
                                             RequestRecord& record) {
     auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, kToken);
+    std::size_t header_fields = 0;
     if (!ec) {
         const auto& head = parser.get();
         record.method = std::string(head.method_string());
@@ -318,13 +385,30 @@ asio::awaitable<bool> Session::read_request(http::request_parser<http::string_bo
         const auto id = head[kRequestIdHeader];
         record.request_id_from_client = acceptable_request_id(id);
         record.request_id = record.request_id_from_client ? std::string(id) : new_request_id();
+        // Beast bounds the request line and the fields each by the limit: bound their sum.
+        if (n > config().limits.max_header_bytes) {
+            log_event(gateway_log(), spdlog::level::warn, "rejected request head",
+                      {{"request_id", record.request_id}, {"reason", "header block too large"}});
+            co_await send_error(errc::headers_too_large, "request header block too large", record,
+                                true);
+            co_return false;
+        }
+        if (head.target().size() > kMaxTargetBytes) {
+            log_event(gateway_log(), spdlog::level::warn, "rejected request head",
+                      {{"request_id", record.request_id}, {"reason", "request target too long"}});
+            co_await send_error(errc::uri_too_long, "request target too long", record, true);
+            co_return false;
+        }
         std::vector<HeaderView> fields;
         for (const auto& field : head) fields.emplace_back(field.name_string(), field.value());
+        header_fields = fields.size();
         const FramingVerdict verdict = check_request_framing(head.version(), fields);
         if (!verdict.ok) {
             log_event(gateway_log(), spdlog::level::warn, "rejected request framing",
                       {{"request_id", record.request_id}, {"reason", verdict.reason}});
-            co_await send_error(errc::bad_request, verdict.reason, record, true);
+            co_await send_error(verdict.status == 505 ? errc::version_not_supported
+                                                      : errc::bad_request,
+                                verdict.reason, record, true);
             co_return false;
         }
         if (head[http::field::expect] == "100-continue") {
@@ -336,7 +420,14 @@ asio::awaitable<bool> Session::read_request(http::request_parser<http::string_bo
     }
     if (record.request_id.empty()) record.request_id = new_request_id();
     if (!ec) {
-        record.bytes_in = parser.get().body().size();
+        // Beast adds chunked trailers to the header fields; a request's trailers are not
+        // forwarded (nginx ignores them too), so nothing the client sends late can pose as a
+        // header that routing, authentication or the upstream would read.
+        auto& request = parser.get();
+        auto field = request.begin();
+        for (std::size_t i = 0; i < header_fields && field != request.end(); ++i) ++field;
+        while (field != request.end()) field = request.erase(field);
+        record.bytes_in = request.body().size();
         co_return true;
     }
     if (timer_state_->timed_out) {
@@ -346,6 +437,19 @@ asio::awaitable<bool> Session::read_request(http::request_parser<http::string_bo
                             true);
     } else if (ec == http::error::body_limit) {
         co_await send_error(errc::request_too_large, "request body too large", record, true);
+    } else if (ec == http::error::bad_version) {
+        co_await send_error(errc::version_not_supported, "HTTP version not supported", record,
+                            true);
+    } else if (ec == http::error::buffer_overflow) {
+        // More unparsed bytes than a header block may hold: the head itself, or a chunk line
+        // (extensions) or trailers of a chunked body.
+        if (parser.is_header_done()) {
+            co_await send_error(errc::bad_request, "chunk extensions or trailers too long", record,
+                                true);
+        } else {
+            co_await send_error(errc::headers_too_large, "request header block too large", record,
+                                true);
+        }
     } else if (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
                ec != http::error::end_of_stream && ec != http::error::partial_message) {
         co_await send_error(errc::bad_request, "malformed HTTP request: " + ec.message(), record,
@@ -378,6 +482,19 @@ asio::awaitable<bool> Session::send_json(unsigned status, std::string body,
     http::response<http::string_body> response{static_cast<http::status>(status), 11};
     response.set(http::field::content_type, "application/json");
     response.body() = std::move(body);
+    co_return co_await send_response(response, record);
+}
+
+/// 503 + Retry-After (whole seconds, rounded up): the high-water mark, or open circuits.
+asio::awaitable<bool> Session::send_unavailable(errc code, std::string_view message,
+                                                Clock::duration retry_after,
+                                                RequestRecord& record) {
+    http::response<http::string_body> response{http::status::service_unavailable, 11};
+    response.set(http::field::content_type, "application/json");
+    const auto seconds = std::max<std::int64_t>(
+        1, std::chrono::ceil<std::chrono::seconds>(retry_after).count());
+    response.set(http::field::retry_after, std::to_string(seconds));
+    response.body() = openai_error_body(code, message);
     co_return co_await send_response(response, record);
 }
 
@@ -510,9 +627,8 @@ asio::awaitable<bool> Session::handle_routes_admin(http::request<http::string_bo
     if (action == "unpin") command = ShadowRuntime::Command::unpin;
     if (action == "pin") {
         rapidjson::Document body;
-        body.Parse(request.body().data(), request.body().size());
-        const bool valid = !body.HasParseError() && body.IsObject() && body.HasMember("target") &&
-                           body["target"].IsString();
+        const bool valid = routing::parse_json_input(request.body(), body) && body.IsObject() &&
+                           body.HasMember("target") && body["target"].IsString();
         const std::string_view side = valid ? body["target"].GetString() : "";
         if (side == "primary") command = ShadowRuntime::Command::pin_primary;
         if (side == "candidate") command = ShadowRuntime::Command::pin_candidate;
@@ -578,11 +694,16 @@ bool Session::authenticate(const http::request<http::string_body>& request,
 asio::awaitable<bool> Session::proxy(http::request<http::string_body>& request,
                                      std::string_view suffix, RequestRecord& record) {
     rapidjson::Document document;
-    // Iterative: a deeply nested body must not exhaust the stack.
-    document.Parse<rapidjson::kParseIterativeFlag>(request.body().data(), request.body().size());
-    if (document.HasParseError() || !document.IsObject()) {
-        co_return co_await send_error(errc::invalid_json, "request body is not a JSON object",
-                                      record, false);
+    // Bounded depth (the body is re-serialised recursively when the model changes) and no
+    // duplicate keys (turnout and the upstream must read the same `model`).
+    const auto parsed = routing::parse_json_input(request.body(), document);
+    if (!parsed || !document.IsObject()) {
+        const std::string reason =
+            parsed ? "request body is not a JSON object"
+                   : "request body is not acceptable: " + std::string(routing::describe(parsed.error));
+        log_event(gateway_log(), spdlog::level::warn, "rejected request body",
+                  {{"request_id", record.request_id}, {"reason", reason}});
+        co_return co_await send_error(errc::invalid_json, reason, record, false);
     }
     const auto model_member = document.FindMember("model");
     if (model_member == document.MemberEnd() || !model_member->value.IsString()) {
@@ -655,7 +776,7 @@ asio::awaitable<bool> Session::proxy(http::request<http::string_body>& request,
             if (Clock::now() >= route_deadline) break;
             last = co_await attempt(request, document, route, target, suffix, route_deadline,
                                    record);
-            if (last.result == Attempt::Result::delivered) break;
+            if (last.result == Attempt::Result::delivered || last.circuit_open) break;
         }
         if (last.result == Attempt::Result::delivered) break;
     }
@@ -701,6 +822,11 @@ void Session::after_live_answer(const http::request<http::string_body>& request,
 /// or 502/504 from the gateway itself.
 asio::awaitable<bool> Session::deliver_last_failure(Attempt last, RequestRecord& record) {
     if (last.answer) co_return co_await send_response(*last.answer, record);
+    if (last.circuit_open) {
+        co_return co_await send_unavailable(
+            errc::circuit_open, "upstream circuit open after repeated failures; retry later",
+            last.retry_after, record);
+    }
     if (last.failure == UpstreamFailure::timeout) {
         co_return co_await send_error(errc::upstream_timeout, "upstream timed out", record,
                                       false);
@@ -740,6 +866,19 @@ asio::awaitable<Attempt> Session::attempt(const http::request<http::string_body>
         outcome.keep_alive = co_await send_error(errc::invalid_request, error, record, false);
         co_return outcome;
     }
+    const std::shared_ptr<CircuitBreaker> breaker = worker_.shared.breakers.of(*provider);
+    if (breaker->admit(Clock::now()) == CircuitBreaker::Admission::rejected) {
+        outcome.result = Attempt::Result::failed;
+        outcome.circuit_open = true;
+        outcome.retry_after = breaker->retry_after(Clock::now());
+        record.upstream_failure = "circuit_open";
+        if (record.metrics) record.metrics->upstream_error(metrics::UpstreamErrorKind::circuit_open);
+        log_event(gateway_log(), spdlog::level::warn, "upstream attempt skipped: circuit open",
+                  {{"request_id", record.request_id},
+                   {"route", record.route},
+                   {"target", record.target}});
+        co_return outcome;
+    }
     const auto deadline = std::min(route_deadline, Clock::now() + provider->timeout);
     std::shared_ptr<UpstreamPool> pool = worker_.pool_for(*snapshot_, *provider);
     const auto credential = snapshot_->provider_auth.find(provider->name);
@@ -753,6 +892,18 @@ asio::awaitable<Attempt> Session::attempt(const http::request<http::string_body>
     const auto head_deadline =
         record.stream ? Clock::now() + provider->first_byte_timeout : deadline;
     HeadExchange exchange = co_await exchange_head(pool, &upstream_request, deadline, head_deadline);
+    // The provider's health for the breaker: it answered, and not with a 5xx. (A 429 is its
+    // rate limit, not ill health; a stream that breaks later already had its head.)
+    if (exchange.ec || exchange.head->get().result_int() >= 500) {
+        if (breaker->record_failure(Clock::now())) {
+            log_event(gateway_log(), spdlog::level::warn, "circuit opened",
+                      {{"provider", provider->name},
+                       {"failures", std::int64_t{provider->circuit_breaker.failures}},
+                       {"cooldown_ms", std::int64_t{provider->circuit_breaker.cooldown.count()}}});
+        }
+    } else {
+        breaker->record_success();
+    }
     if (exchange.ec) {
         const error_code ec = exchange.ec;
         record.upstream_time += Clock::now() - upstream_start;
@@ -806,7 +957,8 @@ asio::awaitable<Attempt> Session::read_answer(http::response_parser<http::empty_
     pool->release(std::move(connection), parser.keep_alive());
 
     auto upstream = parser.release();
-    http::response<http::string_body> response{upstream.result(), 11};
+    http::response<http::string_body> response;
+    copy_status(upstream, response);
     copy_response_headers(upstream, response);
     response.body() = std::move(upstream.body());
     const unsigned status = response.result_int();
@@ -833,8 +985,9 @@ asio::awaitable<Attempt> Session::read_answer(http::response_parser<http::empty_
         response.set(http::field::content_type, "application/json");
     } else if (status == 200) {
         rapidjson::Document answer;
-        answer.Parse(response.body().data(), response.body().size());
-        if (!answer.HasParseError()) read_openai_usage(answer, record);
+        if (routing::parse_json_input(response.body(), answer, kUpstreamJson)) {
+            read_openai_usage(answer, record);
+        }
     }
     if (retryable_status(status)) {
         if (record.metrics) {
@@ -866,12 +1019,22 @@ asio::awaitable<Attempt> Session::read_answer(http::response_parser<http::empty_
 
 asio::awaitable<bool> Session::write_chunk(std::string_view data, RequestRecord& record) {
     stream_.expires_after(config().limits.client_timeout);  // a client too slow to read
-    auto [ec, n] = co_await asio::async_write(
-        stream_, http::make_chunk(asio::const_buffer(data.data(), data.size())), kToken);
+    const asio::const_buffer bytes(data.data(), data.size());
+    // HTTP/1.0 has no chunked coding: the body runs until the connection closes.
+    auto [ec, n] = http10_ ? co_await asio::async_write(stream_, bytes, kToken)
+                           : co_await asio::async_write(stream_, http::make_chunk(bytes), kToken);
     if (ec) co_return false;
     record.bytes_out += data.size();
     if (!record.first_byte) record.first_byte = Clock::now();
     co_return true;
+}
+
+/// The end of a streamed body: the last chunk, or nothing for HTTP/1.0 (the close ends it).
+asio::awaitable<bool> Session::end_stream_body() {
+    if (http10_) co_return true;
+    stream_.expires_after(config().limits.client_timeout);
+    auto [ec, n] = co_await asio::async_write(stream_, http::make_chunk_last(), kToken);
+    co_return !ec;
 }
 
 asio::awaitable<bool> Session::relay_stream(http::response_parser<http::empty_body>& head,
@@ -882,12 +1045,14 @@ asio::awaitable<bool> Session::relay_stream(http::response_parser<http::empty_bo
     http::response_parser<http::buffer_body> parser{std::move(head)};
     parser.body_limit(boost::none);  // bounded by the deadline instead
 
-    http::response<http::empty_body> response{parser.get().result(), 11};
+    http::response<http::empty_body> response;
+    copy_status(parser.get(), response);
     copy_response_headers(parser.get(), response);
     add_turnout_headers(response, record);
     response.set(http::field::cache_control, "no-cache");
+    if (http10_) keep_alive_ = false;  // the close delimits the body
     response.keep_alive(keep_alive());
-    response.chunked(true);
+    response.chunked(!http10_);
     record.status = response.result_int();
     http::response_serializer<http::empty_body> serializer{response};
     stream_.expires_after(config().limits.client_timeout);
@@ -924,7 +1089,7 @@ asio::awaitable<bool> Session::relay_stream(http::response_parser<http::empty_bo
     }
     if (state.translator_failed) {  // the error frame is out already
         pool->release(std::move(connection), false);
-        co_await asio::async_write(stream_, http::make_chunk_last(), kToken);
+        co_await end_stream_body();
         co_return false;
     }
     if (state.failure) {
@@ -941,15 +1106,11 @@ asio::awaitable<bool> Session::relay_stream(http::response_parser<http::empty_bo
                               "upstream stream failed (" +
                                   std::string(to_string(*state.failure)) + ")") +
             "\n\n";
-        if (co_await write_chunk(frame, record)) {
-            co_await asio::async_write(stream_, http::make_chunk_last(), kToken);
-        }
+        if (co_await write_chunk(frame, record)) co_await end_stream_body();
         co_return false;  // the client must not reuse a connection after a broken stream
     }
     pool->release(std::move(connection), parser.keep_alive());
-    stream_.expires_after(config().limits.client_timeout);
-    auto [last_ec, last_n] = co_await asio::async_write(stream_, http::make_chunk_last(), kToken);
-    co_return !last_ec;
+    co_return co_await end_stream_body() && !http10_;
 }
 
 /// Relays whole SSE events as they complete, each batch in its own chunk, never the whole
@@ -982,8 +1143,9 @@ asio::awaitable<void> Session::pump_events(RelayState* state, RequestRecord* rec
                 if (record->include_usage && event->find("\"usage\"") != std::string::npos) {
                     rapidjson::Document chunk_json;
                     const std::string data = sse_event_data(*event);
-                    chunk_json.Parse(data.data(), data.size());
-                    if (!chunk_json.HasParseError()) read_openai_usage(chunk_json, *record);
+                    if (routing::parse_json_input(data, chunk_json, kUpstreamJson)) {
+                        read_openai_usage(chunk_json, *record);
+                    }
                 }
                 events += *event;
             }

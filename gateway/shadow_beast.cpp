@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -18,6 +19,7 @@
 #include "gateway/background_call.hpp"
 #include "gateway/shadow_runtime.hpp"
 #include "gateway/upstream_body.hpp"
+#include "routing/json_input.hpp"
 #include "shadow/judge.hpp"
 
 namespace turnout::gateway {
@@ -37,12 +39,41 @@ std::string read_file(const std::string& path) {
     return text.str();
 }
 
-/// What identifies the evidence: changing any of these starts it afresh.
+/// What identifies the evidence: changing any of these starts it afresh. The judge's newer
+/// settings join only when they differ from their defaults, so that routes that do not use
+/// them keep the evidence they had.
 std::string fingerprint(const routing::RouteConfig& route, const std::string& template_text) {
-    return fmt::format("candidate={}/{};judge={}/{};template={};pass_score={}",
-                       route.candidate->provider, route.candidate->model, route.judge.provider,
-                       route.judge.model, shadow::template_hash(template_text),
-                       route.judge.pass_score);
+    const auto& judge = route.judge;
+    std::string print = fmt::format("candidate={}/{};judge={}/{};template={};pass_score={}",
+                                    route.candidate->provider, route.candidate->model,
+                                    judge.provider, judge.model,
+                                    shadow::template_hash(template_text), judge.pass_score);
+    if (judge.swap) print += ";swap=true";
+    if (judge.max_answer_bytes != routing::JudgeConfig{}.max_answer_bytes) {
+        print += fmt::format(";max_answer_bytes={}", judge.max_answer_bytes);
+    }
+    if (!judge.extra_body_json.empty()) {
+        print += ";body=" + shadow::template_hash(judge.extra_body_json);
+    }
+    return print;
+}
+
+/// `body` (a JSON object) without the top-level fields that the object `fields_json` sets to
+/// null: `judge.body`'s way to remove a field turnout would send (`temperature: null`). The
+/// fields were merged by upstream_body like any provider's `body:`; only the removal is done
+/// here.
+std::string without_null_fields(std::string body, std::string_view fields_json) {
+    rapidjson::Document fields;
+    rapidjson::Document document;
+    if (!routing::parse_json_input(fields_json, fields) || !fields.IsObject() ||
+        !routing::parse_json_input(body, document) || !document.IsObject()) {
+        return body;
+    }
+    bool removed = false;
+    for (const auto& field : fields.GetObject()) {
+        if (field.value.IsNull()) removed = document.RemoveMember(field.name) || removed;
+    }
+    return removed ? to_json(document) : body;
 }
 
 metrics::RouteStateLabel state_label(shadow::RouteState state) {
@@ -76,8 +107,7 @@ double median(const std::deque<double>& values) {
 
 Usage openai_usage(std::string_view body) {
     rapidjson::Document document;
-    document.Parse(body.data(), body.size());
-    return document.HasParseError() ? Usage{} : openai_usage(document);
+    return routing::parse_json_input(body, document) ? openai_usage(document) : Usage{};
 }
 
 
@@ -85,10 +115,13 @@ Usage openai_usage(std::string_view body) {
 /// translated for an Anthropic provider.
 asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body,
                                           std::string request_id, routing::Duration timeout) {
+    // The provider's own deadline binds its background calls as it binds live ones: a hung
+    // candidate must not hold a shadow slot for the whole route timeout.
+    timeout = std::min(timeout, plan.provider.timeout);
     Measured measured;
     rapidjson::Document document;
-    document.Parse<rapidjson::kParseIterativeFlag>(openai_body.data(), openai_body.size());
-    if (document.HasParseError() || !document.IsObject() || !document.HasMember("model") ||
+    if (!routing::parse_json_input(openai_body, document) || !document.IsObject() ||
+        !document.HasMember("model") ||
         !document["model"].IsString()) {
         measured.error = "request is not a chat request";
         co_return measured;
@@ -101,6 +134,9 @@ asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body
     if (!error.empty()) {
         measured.error = error;
         co_return measured;
+    }
+    if (plan.null_removes_field && !plan.target.extra_body_json.empty()) {
+        body = without_null_fields(std::move(body), plan.target.extra_body_json);
     }
     auto request = make_upstream_request(nullptr, plan.provider, plan.target, "/chat/completions",
                                          std::move(body), plan.credential, request_id);
@@ -129,6 +165,61 @@ asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body
     measured.text = std::move(result.body);
     co_return measured;
 }
+
+namespace {
+
+/// One reading of the judge: its verdict and what the call cost.
+struct JudgeReading {
+    shadow::ParsedVerdict parsed;
+    Usage usage;
+};
+
+/// Renders the prompt from `template_text`, asks the judge and parses its verdict.
+asio::awaitable<JudgeReading> judge_once(CallPlan judge, std::string template_text,
+                                         shadow::JudgeInput input, std::string request_id,
+                                         routing::Duration timeout) {
+    const std::string prompt =
+        shadow::render_judge_prompt(template_text, input, shadow::random_boundary());
+    Measured reply = co_await background_call(
+        judge, shadow::judge_request_body(judge.target.model, prompt), std::move(request_id),
+        timeout);
+    JudgeReading reading;
+    reading.usage = reply.usage;
+    if (reply.ok) {
+        reading.parsed = shadow::parse_judge_completion(reply.text);
+    } else {
+        reading.parsed.error = "judge call failed: " + reply.error;
+    }
+    co_return reading;
+}
+
+/// The pair's verdict: one judge call, or with `judge.swap` two at once, the answers in both
+/// orders (shadow::combine_swapped).
+asio::awaitable<JudgeReading> judge_pair(CallPlan judge, routing::JudgeConfig config,
+                                         std::string template_text, shadow::JudgeInput input,
+                                         std::string request_id, routing::Duration timeout) {
+    if (!config.swap) {
+        co_return co_await judge_once(std::move(judge), std::move(template_text),
+                                      std::move(input), request_id + "-judge", timeout);
+    }
+    using namespace asio::experimental::awaitable_operators;
+    std::string swapped_template = shadow::swapped_judge_template(template_text);
+    auto as_given = judge_once(judge, std::move(template_text), input, request_id + "-judge",
+                               timeout);
+    auto swapped = judge_once(judge, std::move(swapped_template), input,
+                              request_id + "-judge-swapped", timeout);
+    std::tuple<JudgeReading, JudgeReading> readings =
+        co_await (std::move(as_given) && std::move(swapped));
+    const JudgeReading& first = std::get<0>(readings);
+    const JudgeReading& second = std::get<1>(readings);
+    JudgeReading combined;
+    combined.parsed = shadow::combine_swapped(first.parsed, second.parsed, config.pass_score);
+    combined.usage = {first.usage.input + second.usage.input,
+                      first.usage.output + second.usage.output};
+    co_return combined;
+}
+
+}  // namespace
 
 /// The shadow-measured figures of one model of a route (for /admin/routes).
 struct ShadowRuntime::SideStats {
@@ -252,14 +343,26 @@ void ShadowRuntime::configure(std::shared_ptr<const Snapshot> snapshot) {
             route->fingerprint = print;
         } else if (auto state = saved.find(config.name); state != saved.end()) {
             try {
+                // Verdicts appended after the state's last save (a kill -9 comes between the
+                // two) are replayed from the log.
+                const shadow::VerdictLogTail log = [this, &config](std::size_t limit) {
+                    return store_->latest_verdicts(config.name, limit);
+                };
                 route = std::make_unique<Route>(
-                    config, print, shadow::Controller::from_json(state->second, config, print, now));
+                    config, print,
+                    shadow::Controller::from_json(state->second, config, print, now, log));
+                route->state_dirty = true;  // saved with the replayed verdicts at the next tick
             } catch (const std::exception& e) {
                 log_event(gateway_log(), spdlog::level::warn, "stored route state ignored",
                           {{"route", config.name}, {"error", e.what()}});
             }
         }
-        if (!route) route = std::make_unique<Route>(config, print, shadow::Controller(config, print, now));
+        if (!route) {
+            route = std::make_unique<Route>(config, print, shadow::Controller(config, print, now));
+            // Saved before its first verdict, so that a crash before the first periodic save
+            // still finds a state to replay the verdict log onto (Controller::from_json).
+            store_->save_route_state(config.name, route->controller.to_json());
+        }
         route->template_text = std::move(template_text);
         route->channel->capacity = config.shadow.max_inflight + config.shadow.queue;
         if (metrics_ != nullptr) {
@@ -390,7 +493,9 @@ asio::awaitable<void> ShadowRuntime::process(ShadowJob job) {
         routing::TargetConfig judge_target;
         judge_target.provider = config.judge.provider;
         judge_target.model = config.judge.model;
+        judge_target.extra_body_json = config.judge.extra_body_json;
         judge = plan_for(judge_target);
+        judge.null_removes_field = true;
         primary_price = cfg.find_provider(routing::serving_target(config).provider)->price;
         candidate_price = cfg.find_provider(config.candidate->provider)->price;
     }
@@ -417,14 +522,11 @@ asio::awaitable<void> ShadowRuntime::process(ShadowJob job) {
                         shadow.error;
     } else {
         shadow::JudgeInput input{job.request_body, primary.text, candidate.text,
-                                 config.judge.pass_score};
-        const std::string prompt =
-            shadow::render_judge_prompt(template_text, input, shadow::random_boundary());
-        Measured verdict = co_await background_call(
-            judge, shadow::judge_request_body(config.judge.model, prompt),
-            job.request_id + "-judge", config.timeout);
-        parsed = verdict.ok ? shadow::parse_judge_completion(verdict.text) : shadow::ParsedVerdict{};
-        if (!verdict.ok) parsed.error = "judge call failed: " + verdict.error;
+                                 config.judge.pass_score, config.judge.max_answer_bytes};
+        JudgeReading verdict = co_await judge_pair(judge, config.judge, template_text,
+                                                   std::move(input), job.request_id,
+                                                   config.timeout);
+        parsed = std::move(verdict.parsed);
         kind = shadow::classify(parsed, config.judge.pass_score);
         if (shadow::judge_disagrees(parsed, config.judge.pass_score)) {
             log_event(gateway_log(), spdlog::level::info, "judge pass flag disagrees with score",
@@ -462,6 +564,8 @@ asio::awaitable<void> ShadowRuntime::process(ShadowJob job) {
     writer.String(shadow::rfc3339(now));
     writer.Key("route");
     writer.String(config.name);
+    writer.Key("seq");  // numbers the verdicts, so a restore replays the unsaved ones once
+    writer.Uint64(route.controller.total_verdicts());
     writer.Key("request_id");
     writer.String(job.request_id);
     writer.Key("score");

@@ -50,6 +50,8 @@
 #include <boost/beast/ssl.hpp>
 #include <rapidjson/document.h>
 
+#include "routing/json_input.hpp"
+
 namespace turnout::gateway {
 namespace {
 
@@ -2726,11 +2728,16 @@ void Session<Stream>::record_last_request() {
 // On failure the 400 body is already in body_.
 template <class Stream>
 bool Session<Stream>::parse_body(Document& doc) {
-    doc.Parse(request_.body.data(), request_.body.size());
-    if (!doc.HasParseError() && doc.IsObject()) {
+    // The simulator answers hostile bodies like a real API: 400, never a stack overflow.
+    const auto parsed = routing::check_json_input(request_.body);
+    if (parsed) doc.Parse<rapidjson::kParseIterativeFlag>(request_.body.data(), request_.body.size());
+    if (parsed && !doc.HasParseError() && doc.IsObject()) {
         return true;
     }
-    render_failure(400, "the request body is not a JSON object", "invalid_json");
+    render_failure(400,
+                   parsed ? std::string_view("the request body is not a JSON object")
+                          : routing::describe(parsed.error),
+                   "invalid_json");
     return false;
 }
 

@@ -98,7 +98,14 @@ public:
 private:
     asio::awaitable<boost::system::result<ConnectionPtr>> open(Clock::time_point deadline);
     ConnectionPtr take_idle();
+    /// Wakes the longest waiter. A waiter whose deadline passed meanwhile passes it on.
     void wake_one_waiter();
+
+    /// An acquire() waiting for a release; lives in its coroutine frame.
+    struct Waiter {
+        asio::steady_timer timer;
+        bool woken = false;  ///< picked by wake_one_waiter (the cancel may come too late)
+    };
 
     asio::any_io_executor executor_;
     routing::ProviderConfig provider_;
@@ -107,7 +114,7 @@ private:
     unsigned open_count_ = 0;  ///< idle + in use + being opened
     std::uint64_t opened_ = 0;
     std::deque<ConnectionPtr> idle_;
-    std::deque<asio::steady_timer*> waiters_;
+    std::deque<Waiter*> waiters_;  ///< oldest first
 };
 
 /// The tokens of every Connection field of a message (which headers are hop-by-hop).

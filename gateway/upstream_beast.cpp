@@ -36,6 +36,40 @@ bool idle_connection_is_stale(UpstreamConnection& connection, bool tls) {
     return errno != EAGAIN && errno != EWOULDBLOCK;
 }
 
+/// One lookup whose answer may arrive after its waiter gave up: getaddrinfo runs on Asio's
+/// resolver thread and cannot be interrupted, so the waiter stops waiting at the deadline and
+/// the late answer is dropped. Kept alive by the lookup's completion handler.
+struct PendingResolve {
+    explicit PendingResolve(const asio::any_io_executor& executor)
+        : resolver(executor), done(executor) {}
+    asio::ip::tcp::resolver resolver;
+    asio::steady_timer done;  ///< expires at the deadline; cancelled by the answer
+    error_code ec;
+    asio::ip::tcp::resolver::results_type endpoints;
+    bool finished = false;
+};
+
+/// Resolves `host` by `deadline` (the connect deadline): a hung DNS server costs a timeout,
+/// not the whole request deadline.
+asio::awaitable<boost::system::result<asio::ip::tcp::resolver::results_type>> resolve_until(
+    asio::any_io_executor executor, std::string host, std::uint16_t port,
+    Clock::time_point deadline) {
+    auto pending = std::make_shared<PendingResolve>(executor);
+    pending->done.expires_at(deadline);
+    pending->resolver.async_resolve(
+        host, std::to_string(port),
+        [pending](const error_code& ec, asio::ip::tcp::resolver::results_type endpoints) {
+            pending->ec = ec;
+            pending->endpoints = std::move(endpoints);
+            pending->finished = true;
+            pending->done.cancel();
+        });
+    co_await pending->done.async_wait(kToken);
+    if (!pending->finished) co_return error_code(beast::error::timeout);
+    if (pending->ec) co_return pending->ec;
+    co_return std::move(pending->endpoints);
+}
+
 }  // namespace
 
 std::string_view to_string(UpstreamFailure failure) {
@@ -142,11 +176,17 @@ asio::awaitable<boost::system::result<ConnectionPtr>> UpstreamPool::acquire(
         if (ConnectionPtr idle = take_idle()) co_return idle;
         if (open_count_ < max_connections_) co_return co_await connect_new(deadline);
         // At the limit: wait for a release (the timer is cancelled) or the deadline.
-        asio::steady_timer timer(executor_, deadline);
-        waiters_.push_back(&timer);
-        auto [ec] = co_await timer.async_wait(kToken);
-        std::erase(waiters_, &timer);
-        if (!ec) co_return error_code(beast::error::timeout);
+        Waiter waiter{asio::steady_timer(executor_, deadline)};
+        waiters_.push_back(&waiter);
+        co_await waiter.timer.async_wait(kToken);
+        std::erase(waiters_, &waiter);
+        if (Clock::now() >= deadline) {
+            // The timer may have fired in the same turn as a release that picked this waiter:
+            // the cancel came too late to matter, so the wake-up goes on to the next waiter
+            // instead of being lost with this one (it would time out for nothing).
+            if (waiter.woken) wake_one_waiter();
+            co_return error_code(beast::error::timeout);
+        }
     }
 }
 
@@ -166,10 +206,9 @@ asio::awaitable<boost::system::result<ConnectionPtr>> UpstreamPool::open(
     const auto& address = provider_.address;
     const auto connect_deadline = std::min(deadline, Clock::now() + provider_.connect_timeout);
 
-    asio::ip::tcp::resolver resolver(executor_);
-    auto [resolve_ec, endpoints] =
-        co_await resolver.async_resolve(address.host, std::to_string(address.port), kToken);
-    if (resolve_ec) co_return resolve_ec;
+    auto resolved = co_await resolve_until(executor_, address.host, address.port, connect_deadline);
+    if (!resolved) co_return resolved.error();
+    const auto& endpoints = *resolved;
 
     beast::tcp_stream tcp(executor_);
     tcp.expires_at(connect_deadline);
@@ -187,7 +226,12 @@ asio::awaitable<boost::system::result<ConnectionPtr>> UpstreamPool::open(
     SSL* ssl = tls->native_handle();
     if (!is_ip_literal(address.host)) {
         // SNI, and the name the certificate must carry.
+        // RFC 9525/6125: names only from the subjectAltName (no fallback to the subject CN of
+        // a certificate without SANs), and a wildcard only as a whole left-most label
+        // (`*.example.com`, never `f*.example.com`).
         SSL_set_tlsext_host_name(ssl, address.host.c_str());
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+                                   X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
         SSL_set1_host(ssl, address.host.c_str());
     } else {
         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), address.host.c_str());
@@ -220,9 +264,10 @@ void UpstreamPool::release(ConnectionPtr connection, bool reusable) {
 
 void UpstreamPool::wake_one_waiter() {
     if (waiters_.empty()) return;
-    asio::steady_timer* timer = waiters_.front();
+    Waiter* waiter = waiters_.front();
     waiters_.pop_front();
-    timer->cancel();
+    waiter->woken = true;
+    waiter->timer.cancel();
 }
 
 ConnectionTokens connection_tokens(const http::fields& fields) {

@@ -37,6 +37,8 @@ std::string_view label_value(UpstreamErrorKind kind) {
             return "tls";
         case UpstreamErrorKind::protocol:
             return "protocol";
+        case UpstreamErrorKind::circuit_open:
+            return "circuit_open";
     }
     return "protocol";
 }
@@ -92,7 +94,7 @@ namespace {
 constexpr std::array kAllErrorKinds = {UpstreamErrorKind::connect,    UpstreamErrorKind::timeout,
                                        UpstreamErrorKind::status_5xx, UpstreamErrorKind::status_429,
                                        UpstreamErrorKind::reset,      UpstreamErrorKind::tls,
-                                       UpstreamErrorKind::protocol};
+                                       UpstreamErrorKind::protocol,   UpstreamErrorKind::circuit_open};
 constexpr std::array kAllOutcomes = {ShadowOutcome::sent, ShadowOutcome::dropped,
                                      ShadowOutcome::error};
 constexpr std::array kAllVerdicts = {Verdict::pass, Verdict::fail, Verdict::error};
@@ -117,9 +119,9 @@ bool same_price(const routing::PriceConfig& a, const routing::PriceConfig& b) {
 
 
 /// Errors per provider, all seven kinds resolved up front so ratios start from 0.
-std::array<prometheus::Counter*, 7> resolve_error_kinds(
+std::array<prometheus::Counter*, 8> resolve_error_kinds(
     prometheus::Family<prometheus::Counter>& family, const std::string& provider) {
-    std::array<prometheus::Counter*, 7> counters{};
+    std::array<prometheus::Counter*, 8> counters{};
     for (std::size_t i = 0; i < kAllErrorKinds.size(); ++i) {
         counters[i] =
             &family.Add({{"provider", provider}, {"kind", str(label_value(kAllErrorKinds[i]))}});
@@ -222,7 +224,7 @@ struct State {
     prometheus::Family<prometheus::Counter>& upstream_errors =
         counter("turnout_upstream_errors_total",
                 "Failed upstream attempts by provider and kind (connect, timeout, status_5xx, "
-                "status_429, reset, tls, protocol).");
+                "status_429, reset, tls, protocol, circuit_open).");
     prometheus::Family<prometheus::Counter>& tokens =
         counter("turnout_tokens_total", "Tokens of live traffic as reported by the upstream.");
     prometheus::Family<prometheus::Counter>& cost =
@@ -299,7 +301,7 @@ struct Caches {
     std::map<std::string, std::shared_ptr<RouteMetrics>> routes;
     std::map<std::tuple<std::string, std::string, ShadowCall>, std::shared_ptr<ShadowTargetMetrics>>
         shadow_targets;
-    std::map<std::string, std::array<prometheus::Counter*, 7>> provider_errors;
+    std::map<std::string, std::array<prometheus::Counter*, 8>> provider_errors;
 };
 
 }  // namespace detail

@@ -35,7 +35,9 @@
 namespace turnout::metrics {
 
 /// `kind` label of `turnout_upstream_errors_total`.
-enum class UpstreamErrorKind { connect, timeout, status_5xx, status_429, reset, tls, protocol };
+enum class UpstreamErrorKind {
+    connect, timeout, status_5xx, status_429, reset, tls, protocol, circuit_open
+};
 /// `outcome` label of `turnout_shadow_requests_total`.
 enum class ShadowOutcome { sent, dropped, error };
 /// `verdict` label of `turnout_judge_verdicts_total`.
@@ -132,7 +134,7 @@ class TargetMetrics {
     prometheus::Counter* tokens_output_ = nullptr;
     prometheus::Counter* cost_ = nullptr;
     prometheus::Counter* baseline_cost_ = nullptr;
-    std::array<prometheus::Counter*, 7> upstream_errors_{};
+    std::array<prometheus::Counter*, 8> upstream_errors_{};
 };
 
 /// What one route records for the shadow / judge / promotion loop. Obtained from

@@ -30,6 +30,10 @@ struct LimitsConfig {
     Duration client_timeout = std::chrono::seconds(30);
     Duration keepalive_timeout = std::chrono::seconds(60);
     std::uint32_t max_connections = 10000;
+    /// High-water mark of API requests in flight (streams included) across the process;
+    /// beyond it a new request gets 503 + Retry-After at once. 0 = 90% of max_connections,
+    /// so the last connections get a fast answer instead of a wait.
+    std::uint32_t max_inflight = 0;
     Duration drain_timeout = std::chrono::seconds(10);  ///< turnout extension: SIGTERM drain deadline
 };
 
@@ -65,6 +69,14 @@ struct UpstreamAddress {
     std::string base_path;  ///< no trailing slash; "" for the root
 };
 
+/// Consecutive live failures (connection, TLS, timeout, reset, protocol, 5xx) open the
+/// provider's circuit for `cooldown`; then one request probes it (half-open). Shadow and judge
+/// calls do not feed it. `failures: 0` turns it off.
+struct CircuitBreakerConfig {
+    std::uint32_t failures = 5;
+    Duration cooldown = std::chrono::seconds(30);
+};
+
 struct ProviderConfig {
     std::string name;
     ProviderKind kind = ProviderKind::openai;
@@ -86,6 +98,7 @@ struct ProviderConfig {
     PriceConfig price;
     std::string ca_file;  ///< extra trust anchor (PEM) for private CAs; system store always used
     bool tls_verify = true;  ///< extension; false only for local testing, logged as a warning
+    CircuitBreakerConfig circuit_breaker;
 };
 
 /// One upstream model. The same shape is used for `primary`, `candidate`, `targets` and
@@ -132,6 +145,15 @@ struct JudgeConfig {
     std::string model;
     std::string prompt_file;
     double pass_score = 95;
+    /// Judge each pair twice, the answers in both orders; the lower score counts and a
+    /// pass/fail disagreement is an error verdict. Costs two judge calls per pair.
+    bool swap = false;
+    /// Each answer is cut to this many bytes (with a visible marker) before the judge sees it.
+    std::uint64_t max_answer_bytes = 64 * 1024;
+    /// `body:` extra fields of the judge request, in the provider's dialect, set after any
+    /// translation; a null value removes the field (e.g. `temperature: null`). JSON object
+    /// text as for ProviderConfig::extra_body_json; "" when none.
+    std::string extra_body_json;
 };
 
 enum class PromotionMode { shadow, automatic, pin_primary, pin_candidate };

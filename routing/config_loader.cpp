@@ -1,5 +1,7 @@
 #include "routing/config_loader.hpp"
 
+#include "routing/bounded_file.hpp"
+
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <yaml-cpp/yaml.h>
@@ -720,13 +722,14 @@ void Loader::load_state(const Field& f, StateConfig& state) {
 void Loader::load_limits(const Field& f, LimitsConfig& limits) {
     MapView m(diag_, f,
               {"max_body_bytes", "max_header_bytes", "client_timeout", "keepalive_timeout",
-               "max_connections", "drain_timeout"});
+               "max_connections", "max_inflight", "drain_timeout"});
     if (!m.valid()) return;
     m.size("max_body_bytes", limits.max_body_bytes);
     m.size("max_header_bytes", limits.max_header_bytes);
     m.duration("client_timeout", limits.client_timeout, true);
     m.duration("keepalive_timeout", limits.keepalive_timeout);
     m.count("max_connections", limits.max_connections, 1);
+    m.count("max_inflight", limits.max_inflight);
     m.duration("drain_timeout", limits.drain_timeout);
 }
 
@@ -796,7 +799,7 @@ void Loader::load_provider(const Field& f, ProviderConfig& provider) {
     MapView m(diag_, f,
               {"kind", "base_url", "api_key_env", "timeout", "connect_timeout",
                "first_byte_timeout", "stream_idle_timeout", "max_connections", "headers", "body",
-               "max_tokens_default", "price", "ca_file", "tls_verify"});
+               "max_tokens_default", "price", "ca_file", "tls_verify", "circuit_breaker"});
     if (!m.valid()) return;
     m.choice<ProviderKind>(
         "kind", provider.kind,
@@ -814,6 +817,13 @@ void Loader::load_provider(const Field& f, ProviderConfig& provider) {
     if (const auto* p = m.get("price")) load_price(*p, provider.price);
     load_ca_file(m, provider.ca_file);
     m.boolean("tls_verify", provider.tls_verify);
+    if (const auto* c = m.get("circuit_breaker")) {
+        MapView breaker(diag_, *c, {"failures", "cooldown"});
+        if (breaker.valid()) {
+            breaker.count("failures", provider.circuit_breaker.failures);
+            breaker.duration("cooldown", provider.circuit_breaker.cooldown, true);
+        }
+    }
 }
 
 void Loader::load_base_url(const MapView& m, ProviderConfig& provider) {
@@ -827,18 +837,13 @@ void Loader::load_base_url(const MapView& m, ProviderConfig& provider) {
 void Loader::load_ca_file(const MapView& m, std::string& out) {
     if (!m.string("ca_file", out) || out.empty()) return;
     const Field& f = *m.get("ca_file");
-    std::error_code ec;
-    if (std::filesystem::is_directory(out, ec)) {
-        diag_.error(f.at, f.path, "cannot read " + in_quotes(out) + ": is a directory");
-        return;
-    }
-    std::FILE* file = std::fopen(out.c_str(), "rb");
-    if (file == nullptr) {
-        const auto reason = std::error_code(errno, std::generic_category()).message();
+    // Read it the bounded way (a FIFO or a device here must not hang or bloat the reload);
+    // OpenSSL reads it again when the TLS context is built.
+    std::string text;
+    std::string reason;
+    if (!read_bounded_file(out, kMaxConfigFileBytes, text, reason)) {
         diag_.error(f.at, f.path, "cannot read " + in_quotes(out) + ": " + reason);
-        return;
     }
-    std::fclose(file);
 }
 
 void Loader::load_price(const Field& f, PriceConfig& price) {
@@ -1006,7 +1011,9 @@ void Loader::load_shadow(const Field& f, ShadowConfig& shadow) {
 
 void Loader::load_judge(const Field& f, JudgeConfig& judge,
                         const std::optional<TargetConfig>& candidate) {
-    MapView m(diag_, f, {"provider", "model", "prompt_file", "pass_score"});
+    MapView m(diag_, f,
+              {"provider", "model", "prompt_file", "pass_score", "swap", "max_answer_bytes",
+               "body"});
     if (!m.valid()) return;
     load_provider_ref(m, judge.provider);
     const bool model_ok = m.require("model") && m.string("model", judge.model);
@@ -1015,6 +1022,10 @@ void Loader::load_judge(const Field& f, JudgeConfig& judge,
     }
     m.string("prompt_file", judge.prompt_file);
     m.number("pass_score", judge.pass_score, Bounds{0.0, 100.0});
+    m.boolean("swap", judge.swap);
+    m.size("max_answer_bytes", judge.max_answer_bytes);
+    // The same fields, checks and YAML-to-JSON typing as a provider's `body:`.
+    if (const auto* b = m.get("body")) read_extra_body(diag_, *b, judge.extra_body_json);
     // A model grading its own answers always agrees with itself: the evidence would be void.
     if (model_ok && candidate && candidate->provider == judge.provider &&
         candidate->model == judge.model && !judge.model.empty()) {
@@ -1125,26 +1136,6 @@ std::string parse_authority(std::string_view authority, UpstreamAddress& address
     return "";
 }
 
-bool read_whole_file(const std::string& path, std::string& text, std::string& reason) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) {
-        reason = "is a directory";
-        return false;
-    }
-    std::FILE* file = std::fopen(path.c_str(), "rb");
-    if (file == nullptr) {
-        reason = std::error_code(errno, std::generic_category()).message();
-        return false;
-    }
-    char buffer[8192];
-    std::size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, n);
-    const bool failed = std::ferror(file) != 0;
-    if (failed) reason = std::error_code(errno, std::generic_category()).message();
-    std::fclose(file);
-    return !failed;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -1153,7 +1144,7 @@ bool read_whole_file(const std::string& path, std::string& text, std::string& re
 LoadResult load_config_file(const std::string& path, EnvPolicy env_policy) {
     std::string text;
     std::string reason;
-    if (!read_whole_file(path, text, reason)) {
+    if (!read_bounded_file(path, kMaxConfigFileBytes, text, reason)) {
         LoadResult result;
         result.errors.push_back(ConfigError{path + ":1:1: cannot read file: " + reason});
         return result;

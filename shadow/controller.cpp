@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "routing/json_input.hpp"
+
 namespace turnout::shadow {
 
 using routing::PromotionMode;
@@ -863,12 +865,15 @@ std::string Controller::to_json() const {
 }
 
 Controller Controller::from_json(std::string_view json, const routing::RouteConfig& route,
-                                 std::string fingerprint, TimePoint now) {
+                                 std::string fingerprint, TimePoint now,
+                                 const VerdictLogTail& log) {
     rapidjson::Document doc;
     // Full precision: the statistics must come back bit for bit, or a restart could decide
     // differently from an uninterrupted run.
-    doc.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
-    if (doc.HasParseError()) throw std::invalid_argument("controller state: not valid JSON");
+    constexpr routing::JsonInputOptions kOptions{.full_precision = true};
+    if (!routing::parse_json_input(json, doc, kOptions)) {
+        throw std::invalid_argument("controller state: not valid JSON");
+    }
     const Fields root(doc, "state");
     if (root.u32("version") != 1) bad_state("version");
     routing::RouteConfig saved = route;
@@ -878,8 +883,81 @@ Controller Controller::from_json(std::string_view json, const routing::RouteConf
     ControllerJson::read_evidence_state(root, c);
     ControllerJson::read_watch(root, c);
     ControllerJson::read_events(root, c);
+    // Before reconfigure: the unsaved verdicts were judged under the saved configuration.
+    c.replay_unsaved(log);
     c.reconfigure(now, route, std::move(fingerprint));
     return c;
+}
+
+void Controller::replay_unsaved(const VerdictLogTail& log) {
+    if (!log) return;
+    const std::uint64_t saved = total_verdicts_;
+    // The log's times have millisecond precision.
+    const TimePoint oldest = std::chrono::floor<std::chrono::milliseconds>(since_);
+    std::vector<LoggedVerdict> run;  // newest first
+    // The unsaved run is short (the state is saved within a second of a verdict): ask for a
+    // few lines, and for more only while every line read still belongs to the run.
+    for (std::size_t limit = 64;; limit *= 4) {
+        const std::vector<std::string> lines = log(limit);
+        run.clear();
+        bool ended = false;
+        for (const std::string& line : lines) {
+            const auto verdict = parse_logged_verdict(line);
+            if (!verdict || verdict->seq <= saved || verdict->time < oldest ||
+                (!run.empty() && verdict->seq + 1 != run.back().seq)) {
+                ended = true;
+                break;
+            }
+            run.push_back(*verdict);
+        }
+        if (ended || lines.size() < limit) break;
+    }
+    for (auto it = run.rbegin(); it != run.rend(); ++it) {
+        // Never back in time: the log keeps milliseconds, the state nanoseconds.
+        const TimePoint at = std::max(it->time, last_verdict_.value_or(it->time));
+        record_verdict(at, it->kind);
+    }
+}
+
+std::optional<LoggedVerdict> parse_logged_verdict(std::string_view line) {
+    rapidjson::Document doc;
+    if (!routing::parse_json_input(line, doc) || !doc.IsObject()) return std::nullopt;
+    const auto seq = doc.FindMember("seq");
+    const auto time = doc.FindMember("time");
+    const auto verdict = doc.FindMember("verdict");
+    if (seq == doc.MemberEnd() || !seq->value.IsUint64() || seq->value.GetUint64() == 0 ||
+        time == doc.MemberEnd() || !time->value.IsString() || verdict == doc.MemberEnd() ||
+        !verdict->value.IsString()) {
+        return std::nullopt;
+    }
+    LoggedVerdict logged;
+    logged.seq = seq->value.GetUint64();
+    const std::string_view kind(verdict->value.GetString(), verdict->value.GetStringLength());
+    const auto found = std::find(kVerdictNames.begin(), kVerdictNames.end(), kind);
+    if (found == kVerdictNames.end()) return std::nullopt;
+    logged.kind = static_cast<VerdictKind>(found - kVerdictNames.begin());
+    const auto parsed_time = parse_rfc3339(time->value.GetString());
+    if (!parsed_time) return std::nullopt;
+    logged.time = *parsed_time;
+    return logged;
+}
+
+std::optional<TimePoint> parse_rfc3339(const char* text) {
+    // Exactly what rfc3339() writes: 2026-11-28T01:02:03.456Z.
+    std::tm tm{};
+    int millis = 0;
+    int consumed = 0;
+    if (std::sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &millis, &consumed) != 7 ||
+        consumed != 24 || text[consumed] != '\0') {
+        return std::nullopt;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    const std::time_t seconds = timegm(&tm);
+    if (seconds == static_cast<std::time_t>(-1)) return std::nullopt;
+    return TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+        std::chrono::seconds(seconds) + std::chrono::milliseconds(millis)));
 }
 
 std::string rfc3339(TimePoint t) {

@@ -58,6 +58,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -181,6 +182,21 @@ struct Status {
     bool operator==(const Status&) const = default;
 };
 
+/// One verdict as a line of the durable verdict log holds it ("seq", "time", "verdict").
+struct LoggedVerdict {
+    std::uint64_t seq = 0;  ///< the controller's total_verdicts() once it was recorded: 1, 2, ...
+    TimePoint time;         ///< millisecond precision (the line's RFC 3339 "time")
+    VerdictKind kind = VerdictKind::error;
+};
+
+/// The verdict log line's fields; nullopt when `line` is no such line (lines written before
+/// "seq" existed included).
+std::optional<LoggedVerdict> parse_logged_verdict(std::string_view line);
+
+/// The newest `limit` verdict log lines of one route, newest first
+/// (StateStore::latest_verdicts): how a restore finds verdicts its saved state lacks.
+using VerdictLogTail = std::function<std::vector<std::string>(std::size_t limit)>;
+
 /// One route's controller. Copyable and movable; a plain value.
 class Controller {
   public:
@@ -233,11 +249,23 @@ class Controller {
 
     /// The whole state (window contents, statistics, timers, queued events) as JSON text.
     std::string to_json() const;
-    /// Restores a controller saved by to_json, then applies `route` and `fingerprint` exactly
-    /// as reconfigure would (so a config changed while down resets evidence or moves a pin,
-    /// with events). Throws std::invalid_argument on text that is not such a state.
+    /// Restores a controller saved by to_json, replays the verdicts that reached the log after
+    /// that save (a kill -9 between a verdict's append and the next save must not lose it),
+    /// then applies `route` and `fingerprint` exactly as reconfigure would (so a config
+    /// changed while down resets evidence or moves a pin, with events). Throws
+    /// std::invalid_argument on text that is not such a state.
+    ///
+    /// Replayed: the log's newest lines numbered total_verdicts() + 1, + 2, ... in an unbroken
+    /// run up to the last line, none older than the saved state's `since`; each is recorded
+    /// once, at its logged time, in log order. A line numbered at or below the saved count
+    /// (already in the state), a gap in the numbering or an older line (a previous
+    /// incarnation of the route) ends the run. Empty `log`: nothing replayed.
     static Controller from_json(std::string_view json, const routing::RouteConfig& route,
-                                std::string fingerprint, TimePoint now);
+                                std::string fingerprint, TimePoint now,
+                                const VerdictLogTail& log = {});
+
+    /// Verdicts of any kind since the controller began; a new verdict's log "seq".
+    std::uint64_t total_verdicts() const { return total_verdicts_; }
 
   private:
     struct SprtSteps {
@@ -256,6 +284,7 @@ class Controller {
     void update_sequential_tests(bool pass);
     void update_hold_clock(TimePoint now);
     void count_live(bool error);
+    void replay_unsaved(const VerdictLogTail& log);
 
     // Decisions
     void decide(TimePoint now);
@@ -321,6 +350,9 @@ class Controller {
 /// One event as a JSON object (times as RFC 3339 UTC text), for logs and the durable store.
 /// `2026-11-28T01:02:03.456Z`: UTC with milliseconds, as every time in logs and admin JSON.
 std::string rfc3339(TimePoint time);
+
+/// The inverse of rfc3339() (exactly its format); nullopt for anything else.
+std::optional<TimePoint> parse_rfc3339(const char* text);
 
 std::string to_json(const TransitionEvent& event);
 

@@ -2,7 +2,6 @@
 
 #include <openssl/evp.h>
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -14,7 +13,7 @@
 #include <tuple>
 #include <utility>
 
-#include "routing/json_depth.hpp"
+#include "routing/json_input.hpp"
 
 namespace turnout::shadow {
 namespace {
@@ -28,7 +27,15 @@ constexpr std::uint32_t kEnoughSamples = 50;
 constexpr double kMaxErrorShare = 0.20;
 constexpr std::size_t kWorstCount = 5;
 
-constexpr auto kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag;
+/// Prompt lines, report lines and requests: exact numbers (the hash of a request must not
+/// depend on rounding), duplicate keys refused (two readers would see two requests).
+constexpr routing::JsonInputOptions kJsonOptions{.max_depth = kMaxJsonDepth,
+                                                 .full_precision = true};
+
+/// Parses outside JSON (prompt files, report files) with the shared bounded reader.
+routing::JsonInputResult parse_json(std::string_view text, rapidjson::Document& document) {
+    return routing::parse_json_input(text, document, kJsonOptions);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Text helpers
@@ -117,8 +124,8 @@ double median(std::vector<double> values) {
 // ---------------------------------------------------------------------------------------------
 // JSON helpers
 
-/// Writes `value` with object members sorted by name. Recursive: check the depth first
-/// (routing::json_within_depth).
+/// Writes `value` with object members sorted by name. Recursive: only on documents from
+/// parse_json, whose depth is bounded.
 void write_canonical(Writer& writer, const rapidjson::Value& value) {
     if (value.IsObject()) {
         std::vector<const rapidjson::Value::Member*> members;
@@ -200,16 +207,16 @@ std::string request_problem(const rapidjson::Document& document) {
 /// Parses one non-blank line into `prompt`; returns the problem, or "" when usable.
 std::string parse_prompt_line(std::string_view line, EvalPrompt& prompt) {
     rapidjson::Document document;
-    document.Parse<kParseFlags>(line.data(), line.size());
-    if (document.HasParseError()) {
-        return std::string("not valid JSON: ") +
-               rapidjson::GetParseError_En(document.GetParseError()) + " (column " +
-               std::to_string(document.GetErrorOffset() + 1) + ")";
+    const routing::JsonInputResult parsed = parse_json(line, document);
+    if (parsed.error == routing::JsonInputError::too_deep) return "JSON nested too deeply";
+    if (parsed.error == routing::JsonInputError::duplicate_key) {
+        return "not valid JSON: an object names the same key twice (column " +
+               std::to_string(parsed.offset + 1) + ")";
     }
+    if (!parsed) return "not valid JSON (column " + std::to_string(parsed.offset + 1) + ")";
     if (std::string problem = request_problem(document); !problem.empty()) return problem;
     rapidjson::StringBuffer out;
     Writer writer(out);
-    if (!routing::json_within_depth(document, kMaxJsonDepth)) return "JSON nested too deeply";
     write_canonical(writer, document);
     prompt.request_json = compact(document);
     prompt.hash = sha256_hex({out.GetString(), out.GetSize()});
@@ -589,11 +596,9 @@ std::string format_problem(std::string_view file, const PromptProblem& problem) 
 
 std::string canonical_json(std::string_view json) {
     rapidjson::Document document;
-    document.Parse<kParseFlags>(json.data(), json.size());
-    if (document.HasParseError()) return {};
+    if (!parse_json(json, document)) return {};
     rapidjson::StringBuffer out;
     Writer writer(out);
-    if (!routing::json_within_depth(document, kMaxJsonDepth)) return {};
     write_canonical(writer, document);
     return {out.GetString(), out.GetSize()};
 }
@@ -615,8 +620,9 @@ std::string sha256_hex(std::string_view text) {
 
 std::string request_with_model(std::string_view request_json, std::string_view model) {
     rapidjson::Document document;
-    document.Parse<kParseFlags>(request_json.data(), request_json.size());
-    if (document.HasParseError() || !document.IsObject()) return std::string(request_json);
+    if (!parse_json(request_json, document) || !document.IsObject()) {
+        return std::string(request_json);
+    }
     rapidjson::Value name(model.data(), static_cast<rapidjson::SizeType>(model.size()),
                           document.GetAllocator());
     if (auto found = document.FindMember("model"); found != document.MemberEnd()) {
@@ -680,8 +686,7 @@ std::string to_json_line(const PairRecord& record) {
 
 std::optional<PairRecord> parse_record(std::string_view line) {
     rapidjson::Document document;
-    document.Parse<kParseFlags>(line.data(), line.size());
-    if (document.HasParseError() || !document.IsObject()) return std::nullopt;
+    if (!parse_json(line, document) || !document.IsObject()) return std::nullopt;
     const auto* number = member(document, "line_number");
     const auto* score = member(document, "score");
     const auto verdict = verdict_from(string_member(document, "verdict"));

@@ -18,7 +18,7 @@
 #include <system_error>
 #include <utility>
 
-#include "routing/json_depth.hpp"
+#include "routing/json_input.hpp"
 
 namespace turnout::shadow {
 namespace {
@@ -86,14 +86,9 @@ constexpr std::string_view kBoundaryPrefix = "TURNOUT-";
 constexpr std::string_view kRemovedMarker = "[removed: fence text]";
 constexpr std::size_t kMinBoundaryLength = 8;
 
-// RapidJSON copies, compares and serialises recursively: deeper input could overflow the stack.
-constexpr int kMaxDepth = 128;
-// Iterative parsing, so that the depth check itself sees a parsed document and never a crash.
-constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag;
-// Judges write JSON loosely (the seed's own example carries a `//` comment).
-constexpr unsigned kVerdictParseFlags =
-    rapidjson::kParseIterativeFlag | rapidjson::kParseCommentsFlag |
-    rapidjson::kParseTrailingCommasFlag | rapidjson::kParseNanAndInfFlag;
+// Judges write JSON loosely (the seed's own example carries a `//` comment); a key named twice
+// is still refused: which of the two would be the score?
+constexpr routing::JsonInputOptions kVerdictJson{.lenient = true};
 // Bounds the verdict search (each candidate `{` costs a scan of the rest of the reply): a
 // judge answers in at most a few KiB, so these limits are never reached by a real verdict.
 constexpr std::size_t kMaxReplyBytes = 256 * 1024;
@@ -105,14 +100,6 @@ constexpr std::size_t kMaxQuotedBytes = 200;
 
 // ---------------------------------------------------------------------------------------------
 // Small text and JSON helpers
-
-
-template <unsigned Flags = kParseFlags>
-bool parse_untrusted(Document& doc, std::string_view text) {
-    if (text.empty()) return false;
-    doc.Parse<Flags>(text.data(), text.size());
-    return !doc.HasParseError() && routing::json_within_depth(doc, kMaxDepth);
-}
 
 std::string_view view(const Value& string) {
     return {string.GetString(), string.GetStringLength()};
@@ -286,7 +273,9 @@ constexpr std::array<std::string_view, 7> kTaskMembers = {
 /// The request as the judge reads it: the task-defining members, pretty-printed.
 std::string request_text(std::string_view request_json) {
     Document doc;
-    if (!parse_untrusted(doc, request_json) || !doc.IsObject()) return std::string(request_json);
+    if (!routing::parse_json_input(request_json, doc) || !doc.IsObject()) {
+        return std::string(request_json);
+    }
     rapidjson::StringBuffer buffer;
     rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buffer);
     writer.SetIndent(' ', 2);
@@ -467,16 +456,6 @@ std::size_t matching_brace(std::string_view text, std::size_t open) {
     return std::string_view::npos;
 }
 
-/// A numeric string score: "97", " 97.5 ", "97/100". Anything else is not a number.
-std::optional<double> score_from_string(std::string_view text) {
-    text = trim(text);
-    if (text.ends_with("/100")) text = trim(text.substr(0, text.size() - 4));
-    double value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return {};
-    return value;
-}
-
 /// reason / diff_summary: a string, or any other value as JSON text; bounded either way.
 std::string verdict_text(const Value* value) {
     if (value == nullptr || value->IsNull()) return {};
@@ -494,18 +473,30 @@ std::optional<bool> pass_flag(const Value* value) {
     return {};
 }
 
+/// Members of `object` named `name` in any case ("score" and "Score" are one key to a reader).
+std::size_t count_ci(const Value& object, std::string_view name) {
+    std::size_t count = 0;
+    for (const auto& entry : object.GetObject()) {
+        if (entry.name.IsString() && iequals(view(entry.name), name)) ++count;
+    }
+    return count;
+}
+
 /// The verdict held by a JSON object that has a score member.
 ParsedVerdict verdict_from(const Value& object, const Value& score) {
     ParsedVerdict verdict;
     verdict.judge_pass = pass_flag(member_ci(object, "pass"));
     verdict.reason = verdict_text(member_ci(object, "reason"));
     verdict.diff_summary = verdict_text(member_ci(object, "diff_summary"));
-    std::optional<double> value;
-    if (score.IsNumber()) {
-        value = score.GetDouble();
-    } else if (score.IsString()) {
-        value = score_from_string(view(score));
+    for (const std::string_view key : {"score", "pass"}) {
+        if (count_ci(object, key) > 1) {
+            verdict.error = "the judge's verdict names \"" + std::string(key) + "\" twice";
+            return verdict;
+        }
     }
+    std::optional<double> value;
+    // A number, nothing else: "97" may be a score, or "97 of 120 tests", or a rank.
+    if (score.IsNumber()) value = score.GetDouble();
     if (!value) {
         verdict.error = "the judge's score is not a number: " + bounded(to_json(score), 64);
     } else if (!std::isfinite(*value)) {
@@ -580,6 +571,56 @@ std::string template_hash(std::string_view template_text) {
     return hex;
 }
 
+std::string swapped_judge_template(std::string_view template_text) {
+    constexpr std::string_view kA = "{{ANSWER_A}}";
+    constexpr std::string_view kB = "{{ANSWER_B}}";
+    const std::size_t a = template_text.find(kA);
+    const std::size_t b = template_text.find(kB);
+    if (a == std::string_view::npos || b == std::string_view::npos) {
+        return std::string(template_text);
+    }
+    const std::size_t first = std::min(a, b);
+    const std::size_t second = std::max(a, b);
+    const std::size_t first_end = first + kA.size();  // both placeholders have one length
+    const std::size_t second_end = second + kA.size();
+    // A section starts after the last blank line before its placeholder, and never before the
+    // end of an earlier placeholder ({{REQUEST}} stays where it is).
+    const auto section_start = [&](std::size_t at) {
+        const std::string_view before = template_text.substr(0, at);
+        std::size_t start = before.rfind("\n\n");
+        start = start == std::string_view::npos ? 0 : start + 2;
+        const std::size_t placeholder_end = before.rfind("}}");
+        if (placeholder_end != std::string_view::npos) start = std::max(start, placeholder_end + 2);
+        return start;
+    };
+    std::size_t first_start = section_start(first);
+    std::size_t second_start = section_start(second);
+    if (template_text.substr(first_end, second - first_end).find("\n\n") ==
+        std::string_view::npos) {
+        // One paragraph holds both: exchange the placeholders alone.
+        first_start = first;
+        second_start = second;
+    }
+    std::string out;
+    out.reserve(template_text.size());
+    out.append(template_text.substr(0, first_start));
+    out.append(template_text.substr(second_start, second_end - second_start));
+    out.append(template_text.substr(first_end, second_start - first_end));
+    out.append(template_text.substr(first_start, first_end - first_start));
+    out.append(template_text.substr(second_end));
+    return out;
+}
+
+std::string truncate_answer(std::string_view answer, std::uint64_t max_bytes) {
+    if (max_bytes == 0 || answer.size() <= max_bytes) return std::string(answer);
+    const std::string_view kept = utf8_prefix(answer, static_cast<std::size_t>(max_bytes));
+    std::string out(kept);
+    if (!out.empty() && out.back() != '\n') out += '\n';
+    out += "[... truncated by turnout: " + std::to_string(kept.size()) + " of " +
+           std::to_string(answer.size()) + " bytes shown]";
+    return out;
+}
+
 std::string random_boundary() {
     // One device per thread: opening it per call would cost a syscall or more each time.
     thread_local std::random_device device;
@@ -623,9 +664,10 @@ std::string render_judge_prompt(std::string_view template_text, const JudgeInput
         } else {
             const std::string_view name = placeholder.substr(2, placeholder.size() - 4);
             append_fenced(out, name,
-                          name == "REQUEST"    ? request_text(input.request_json)
-                          : name == "ANSWER_A" ? input.answer_a
-                                               : input.answer_b,
+                          name == "REQUEST" ? request_text(input.request_json)
+                                            : truncate_answer(name == "ANSWER_A" ? input.answer_a
+                                                                                 : input.answer_b,
+                                                              input.max_answer_bytes),
                           boundary);
             // The closing fence must be a whole line, whatever the template puts after it.
             if (from < template_text.size() && template_text[from] != '\n') out += '\n';
@@ -633,6 +675,21 @@ std::string render_judge_prompt(std::string_view template_text, const JudgeInput
     }
     out.append(template_text.substr(from));
     return out;
+}
+
+bool is_reasoning_model(std::string_view model) {
+    const std::size_t slash = model.rfind('/');
+    if (slash != std::string_view::npos) model.remove_prefix(slash + 1);
+    std::string name(model);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; });
+    const std::string_view view_name = name;
+    if (view_name.starts_with("o1") || view_name.starts_with("o3") ||
+        view_name.starts_with("o4")) {
+        return true;
+    }
+    return view_name.find("gpt-5") != std::string_view::npos &&
+           view_name.find("gpt-5-chat") == std::string_view::npos;
 }
 
 std::string judge_request_body(std::string_view judge_model, std::string_view prompt,
@@ -651,11 +708,18 @@ std::string judge_request_body(std::string_view judge_model, std::string_view pr
     writer.String(prompt.data(), static_cast<SizeType>(prompt.size()));
     writer.EndObject();
     writer.EndArray();
-    // Temperature 0: the same pair should get the same verdict, run after run.
-    writer.Key("temperature");
-    writer.Int(0);
-    writer.Key("max_tokens");
-    writer.Uint(max_tokens);
+    if (is_reasoning_model(judge_model)) {
+        // These refuse any temperature but the default and `max_tokens`; their reasoning
+        // tokens count against the completion budget, which must leave room for the verdict.
+        writer.Key("max_completion_tokens");
+        writer.Uint(std::max(max_tokens, kJudgeReasoningMaxTokens));
+    } else {
+        // Temperature 0: the same pair should get the same verdict, run after run.
+        writer.Key("temperature");
+        writer.Int(0);
+        writer.Key("max_tokens");
+        writer.Uint(max_tokens);
+    }
     writer.Key("stream");
     writer.Bool(false);
     writer.EndObject();
@@ -664,7 +728,7 @@ std::string judge_request_body(std::string_view judge_model, std::string_view pr
 
 std::string answer_text_from_openai(std::string_view chat_completion_body) {
     Document doc;
-    if (!parse_untrusted(doc, chat_completion_body) || !doc.IsObject()) {
+    if (!routing::parse_json_input(chat_completion_body, doc) || !doc.IsObject()) {
         return std::string(chat_completion_body);
     }
     const Value* choice = first_choice(doc);
@@ -697,7 +761,7 @@ std::string answer_text_from_stream(std::span<const std::string> data_payloads) 
         if (data.starts_with("data:")) data = trim(data.substr(5));
         if (data == "[DONE]") continue;
         Document doc;
-        if (!parse_untrusted(doc, data) || !doc.IsObject()) continue;
+        if (!routing::parse_json_input(data, doc) || !doc.IsObject()) continue;
         answer.add(doc);
     }
     std::vector<ToolCall> calls;
@@ -711,28 +775,58 @@ ParsedVerdict parse_judge_reply(std::string_view reply_text) {
     if (trim(reply).empty()) return error_verdict("the judge's reply is empty");
     bool saw_object = false;
     std::size_t candidates = 0;
-    for (std::size_t open = reply.find('{');
-         open != std::string_view::npos && candidates < kMaxCandidates;
-         open = reply.find('{', open + 1)) {
+    std::size_t verdicts = 0;
+    ParsedVerdict found;
+    std::size_t open = reply.find('{');
+    for (; open != std::string_view::npos && candidates < kMaxCandidates;
+         open = reply.find('{', open)) {
         ++candidates;
         const std::size_t close = matching_brace(reply, open);
-        if (close == std::string_view::npos) continue;
+        const std::string_view text =
+            close == std::string_view::npos ? std::string_view{}
+                                            : reply.substr(open, close + 1 - open);
+        ++open;
+        if (text.empty()) continue;
         Document doc;
-        if (!parse_untrusted<kVerdictParseFlags>(doc, reply.substr(open, close + 1 - open)) ||
-            !doc.IsObject()) {
+        const routing::JsonInputResult parsed = routing::parse_json_input(text, doc, kVerdictJson);
+        if (parsed.error == routing::JsonInputError::duplicate_key) {
+            // Refused, but was it a verdict? Read it again only to tell.
+            routing::JsonInputOptions loose = kVerdictJson;
+            loose.reject_duplicate_keys = false;
+            if (!routing::parse_json_input(text, doc, loose) || !doc.IsObject()) continue;
+            saw_object = true;
+            if (member_ci(doc, "score") == nullptr) continue;
+            found = error_verdict("the judge's verdict names a key twice");
+        } else if (parsed && doc.IsObject()) {
+            saw_object = true;
+            const Value* score = member_ci(doc, "score");
+            if (score == nullptr) continue;  // a wrapper, e.g. {"verdict": {...}}: look inside
+            found = verdict_from(doc, *score);
+        } else {
             continue;
         }
-        saw_object = true;
-        if (const Value* score = member_ci(doc, "score")) return verdict_from(doc, *score);
+        // Objects inside a verdict belong to it: the search goes on after its end.
+        ++verdicts;
+        open = close + 1;
     }
+    if (verdicts > 1) {
+        return error_verdict("the judge's reply holds " + std::to_string(verdicts) +
+                             " verdicts; exactly one is expected");
+    }
+    if (verdicts == 1 && open == std::string_view::npos) return found;
     const std::string quoted = "\"" + bounded(trim(reply), kMaxQuotedBytes) + "\"";
+    if (verdicts == 1) {
+        // The search stopped early: a second verdict may follow, unseen.
+        return error_verdict("the judge's reply holds too many JSON objects to find its one "
+                             "verdict: " + quoted);
+    }
     return error_verdict(saw_object ? "the judge's JSON has no \"score\": " + quoted
                                     : "the judge's reply holds no JSON verdict: " + quoted);
 }
 
 ParsedVerdict parse_judge_completion(std::string_view chat_completion_body) {
     Document doc;
-    if (!parse_untrusted(doc, chat_completion_body) || !doc.IsObject()) {
+    if (!routing::parse_json_input(chat_completion_body, doc) || !doc.IsObject()) {
         return error_verdict("the judge's response is not a JSON chat.completion");
     }
     const Value* choice = first_choice(doc);
@@ -748,6 +842,29 @@ ParsedVerdict parse_judge_completion(std::string_view chat_completion_body) {
                                  : "the judge refused: " + bounded(refusal, kMaxQuotedBytes));
     }
     return parse_judge_reply(content);
+}
+
+ParsedVerdict combine_swapped(const ParsedVerdict& as_given, const ParsedVerdict& swapped,
+                              double pass_score) {
+    if (!as_given.ok || !swapped.ok) {
+        ParsedVerdict failed = !as_given.ok ? as_given : swapped;
+        failed.ok = false;
+        failed.score = 0;
+        failed.error = (!as_given.ok ? "in the given order: " : "in the swapped order: ") +
+                       failed.error;
+        return failed;
+    }
+    if ((as_given.score >= pass_score) != (swapped.score >= pass_score)) {
+        ParsedVerdict split = as_given.score <= swapped.score ? as_given : swapped;
+        split.ok = false;
+        split.score = 0;
+        split.error = "the judge disagrees with itself when the answers swap places: score " +
+                      format_number(as_given.score) + " in the given order, " +
+                      format_number(swapped.score) + " swapped (pass_score " +
+                      format_number(pass_score) + ")";
+        return split;
+    }
+    return as_given.score <= swapped.score ? as_given : swapped;
 }
 
 VerdictKind classify(const ParsedVerdict& verdict, double pass_score) {

@@ -48,6 +48,25 @@ std::vector<std::string> check_judge_template(std::string_view template_text);
 /// Throws std::runtime_error only if OpenSSL cannot compute a digest (called at config load).
 std::string template_hash(std::string_view template_text);
 
+/// The same template with the two answers' positions exchanged, for the second call of
+/// `judge.swap`: each answer keeps its name, its fence and its heading, so the question is
+/// unchanged ("can answer B, the candidate, replace answer A, the reference?") and only the
+/// order the judge reads them in differs (a position-biased judge disagrees with itself).
+/// An answer's section is its placeholder with the paragraph leading up to it (the text after
+/// the last blank line before it, never reaching back past another placeholder); when both
+/// placeholders share a paragraph, only the placeholders are exchanged. A template without both
+/// answer placeholders is returned unchanged.
+std::string swapped_judge_template(std::string_view template_text);
+
+/// Default `judge.max_answer_bytes`: the part of each answer the judge sees.
+inline constexpr std::uint64_t kJudgeMaxAnswerBytes = 64 * 1024;
+
+/// `answer` cut to at most `max_bytes` bytes at a UTF-8 character boundary, followed by the
+/// line `[... truncated by turnout: N of M bytes shown]` (N bytes kept out of M), so neither
+/// the judge nor a reader of the prompt mistakes a cut answer for a complete one. Returned
+/// unchanged when it fits (or `max_bytes` is 0: no limit).
+std::string truncate_answer(std::string_view answer, std::uint64_t max_bytes);
+
 /// What the judge sees of one shadowed pair.
 struct JudgeInput {
     /// The client's chat request. When it parses as a JSON object, the prompt shows only what
@@ -58,6 +77,8 @@ struct JudgeInput {
     std::string answer_a;  ///< the reference (primary) answer, e.g. from answer_text_from_openai
     std::string answer_b;  ///< the candidate's answer
     double pass_score = 95;
+    /// Each answer goes into the prompt through truncate_answer with this budget (0 = whole).
+    std::uint64_t max_answer_bytes = kJudgeMaxAnswerBytes;
 };
 
 /// A fresh fence token for one judge call: "TURNOUT-" and 24 hex digits (96 bits) from
@@ -65,7 +86,8 @@ struct JudgeInput {
 /// by chance; render_judge_prompt neutralises it anyway.
 std::string random_boundary();
 
-/// `template_text` with every placeholder substituted in a single pass (text substituted into
+/// `template_text` with every placeholder substituted in a single pass (ANSWER_A and ANSWER_B
+/// cut to `input.max_answer_bytes` first, see truncate_answer) (text substituted into
 /// the prompt is never scanned for placeholders again; unknown `{{NAME}}`s stay as they are).
 ///
 /// Each of REQUEST, ANSWER_A and ANSWER_B becomes the lines
@@ -90,9 +112,24 @@ std::string render_judge_prompt(std::string_view template_text, const JudgeInput
 /// Default `max_tokens` of a judge call: a verdict is a short JSON object.
 inline constexpr std::uint32_t kJudgeMaxTokens = 1024;
 
+/// `max_completion_tokens` of a judge call to a reasoning model: its hidden reasoning counts
+/// against this budget, and a small one ends in an empty answer with `finish_reason: length`.
+inline constexpr std::uint32_t kJudgeReasoningMaxTokens = 16384;
+
+/// True for OpenAI reasoning models, detected by name as LiteLLM does: the name after the last
+/// '/' (so "openai/o3" counts), compared case-insensitively, starts with "o1", "o3" or "o4"
+/// (o1, o1-mini, o3-mini, o4-mini, ...), or contains "gpt-5" but not "gpt-5-chat" (gpt-5,
+/// gpt-5-mini, gpt-5.1-codex, ...; gpt-5-chat-latest is a plain chat model). These refuse
+/// `temperature` other than the default and `max_tokens`.
+bool is_reasoning_model(std::string_view model);
+
 /// An OpenAI chat.completions request for the judge: `model`, one user message holding the
-/// prompt, `temperature` 0, `max_tokens`, `stream` false. The gateway sends it through its
-/// upstream client; for an `anthropic` judge the adapter translates it.
+/// prompt, `stream` false and, for most models, `temperature` 0 and `max_tokens`
+/// (`max_tokens`, default kJudgeMaxTokens). For a reasoning model (is_reasoning_model) no
+/// `temperature` and `max_completion_tokens` instead, at least kJudgeReasoningMaxTokens. The
+/// route's `judge.body` is applied on top by the gateway (provider dialect, after any
+/// translation). The gateway sends it through its upstream client; for an `anthropic` judge
+/// the adapter translates it.
 std::string judge_request_body(std::string_view judge_model, std::string_view prompt,
                                std::uint32_t max_tokens = kJudgeMaxTokens);
 
@@ -127,17 +164,29 @@ struct ParsedVerdict {
 };
 
 /// Parses the judge's reply text. Tolerant in finding the verdict: a `<think>...</think>`
-/// preamble is skipped; the verdict is the first balanced `{...}` that parses as a JSON
-/// object (comments, trailing commas, NaN and Infinity allowed) and has a `score` member
-/// (keys matched exactly, else case-insensitively), whether the reply is bare JSON, a fenced
-/// code block or prose around it; `score` may be a number or a numeric string ("97", "97.5",
-/// "97/100"); `pass` a bool or "true"/"false". Strict in validating it: a score that is not
-/// a finite number within [0, 100] makes the verdict an error, as does no such object at all.
+/// preamble is skipped; the verdict is a balanced `{...}` that parses as a JSON object
+/// (comments, trailing commas, NaN and Infinity allowed) and has a `score` member (keys
+/// matched exactly, else case-insensitively), whether the reply is bare JSON, a fenced code
+/// block or prose around it; objects without `score` are searched for one inside; `pass` may
+/// be a bool or "true"/"false". Strict in validating it, the verdict is an error when:
+/// - the reply holds no such object, or more than one (objects inside a verdict are part of
+///   it; two verdicts are ambiguous, whichever comes first);
+/// - the verdict names a key twice (also "score" next to "Score"): ambiguous too;
+/// - `score` is not a JSON number (a string such as "97" is refused), or not finite, or
+///   outside [0, 100].
 ParsedVerdict parse_judge_reply(std::string_view reply_text);
 
 /// parse_judge_reply on the message content of the judge's chat.completion body; an error
 /// verdict when the body is not a chat.completion or its message has no text content.
 ParsedVerdict parse_judge_completion(std::string_view chat_completion_body);
+
+/// The verdict of a pair judged in both orders (`judge.swap`): `as_given` from the template,
+/// `swapped` from swapped_judge_template. An error when either is one, or when the two orders
+/// disagree on pass/fail (score >= pass_score): a judge swayed by the order is no evidence.
+/// Otherwise the verdict with the lower score (its reason and diff_summary), so the pair
+/// counts only as well as its worse reading.
+ParsedVerdict combine_swapped(const ParsedVerdict& as_given, const ParsedVerdict& swapped,
+                              double pass_score);
 
 /// error when !verdict.ok; pass when score >= pass_score (turnout decides, not the judge's
 /// flag); fail otherwise.

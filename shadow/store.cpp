@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "routing/json_input.hpp"
+
 namespace turnout::shadow {
 namespace {
 
@@ -196,9 +198,11 @@ std::optional<std::string> read_small_file(const std::string& path, std::error_c
     }
 }
 
+/// State files and log lines are read back with the shared bounded reader: a corrupt or
+/// hostile file is skipped, never a crash. Full precision: statistics come back bit for bit.
 bool parse_object(std::string_view text, rapidjson::Document& doc) {
-    doc.Parse(text.data(), text.size());
-    return !doc.HasParseError() && doc.IsObject();
+    constexpr routing::JsonInputOptions kOptions{.full_precision = true};
+    return routing::parse_json_input(text, doc, kOptions) && doc.IsObject();
 }
 
 bool route_is(const rapidjson::Document& doc, std::string_view route) {

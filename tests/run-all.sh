@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
 # Builds and runs every test: unit, integration and end-to-end, first in a plain -O0 build,
-# then again under AddressSanitizer + UndefinedBehaviorSanitizer. Exit status: 0 when all pass.
+# then again under AddressSanitizer + UndefinedBehaviorSanitizer, then under ThreadSanitizer;
+# then the fuzzers (fuzz/run.sh ci). Exit status: 0 when all pass. Each phase's wall time is
+# printed at its end and in the summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
+phase_started=$started
+timings=()
+
+# Ends the current phase: its wall time now and in the final summary.
+phase_done() {
+  local now
+  now=$(date +%s)
+  timings+=("$(printf '%-22s %5ss' "$1" $((now - phase_started)))")
+  echo "== $1: $((now - phase_started))s"
+  phase_started=$now
+}
 
 run_suite() {
   local dir="$1"
@@ -12,14 +25,33 @@ run_suite() {
 
 echo "== debug build"
 deploy/build.sh debug
+phase_done "debug build"
 echo "== debug tests"
 run_suite build-debug
+phase_done "debug tests"
 
 echo "== asan+ubsan build"
 deploy/build.sh asan
+phase_done "asan+ubsan build"
 echo "== asan+ubsan tests"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 run_suite build-asan
+phase_done "asan+ubsan tests"
 
+echo "== tsan build"
+deploy/build.sh tsan
+phase_done "tsan build"
+echo "== tsan tests"
+# The first race ends the process with exit code 66; a spawned gateway's report also fails the
+# test that spawned it (tests/support/process.cpp). tests/tsan.supp: third-party entries only.
+export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp"
+run_suite build-tsan
+phase_done "tsan tests"
+
+echo "== fuzzers"
+fuzz/run.sh ci
+phase_done "fuzzers"
+
+printf '%s\n' "${timings[@]}"
 echo "== all tests passed in $(( $(date +%s) - started ))s"

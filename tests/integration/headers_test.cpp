@@ -65,6 +65,23 @@ TEST_F(HeadersTest, HopByHopHeadersAreNotForwarded) {
     EXPECT_EQ(recorded->header("x-team"), "a") << "an ordinary header was not forwarded";
 }
 
+TEST_F(HeadersTest, ClientAssertedAddressesAndProxyCredentialsStayBehind) {
+    auto recorded = send_and_record({{"X-Forwarded-For", "203.0.113.7"},
+                                     {"Forwarded", "for=203.0.113.7"},
+                                     {"X-Real-IP", "203.0.113.7"},
+                                     {"X_Forwarded_For", "203.0.113.8"},
+                                     {"Proxy-Authorization", "Basic cHJveHk6c2VjcmV0"},
+                                     {"x-team", "a"}});
+    ASSERT_TRUE(recorded);
+    for (const auto& [name, value] : recorded->headers) {
+        EXPECT_EQ(value.find("203.0.113."), std::string::npos) << "client address crossed in "
+                                                                << name;
+        EXPECT_EQ(name.find('_'), std::string::npos) << "underscore header crossed: " << name;
+    }
+    EXPECT_FALSE(recorded->has_header("proxy-authorization"));
+    EXPECT_EQ(recorded->header("x-team"), "a");
+}
+
 TEST_F(HeadersTest, OrdinaryHeadersAreForwarded) {
     auto recorded = send_and_record({{"x-team", "blue"}, {"OpenAI-Organization", "org-123"}});
     ASSERT_TRUE(recorded);

@@ -4,6 +4,8 @@
 // reload storm under load fails no client request.
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <signal.h>
 
 #include <atomic>
@@ -183,6 +185,31 @@ TEST_F(ReloadTest, PostReloadRejectsABrokenFileAndTheOldConfigServes) {
     EXPECT_TRUE(gateway_->wait_for_log(std::regex(R"(turnout\.yaml:1:1)")))
         << "a rejected reload is logged";
     EXPECT_TRUE(reloads_counted(0, 1));
+}
+
+TEST_F(ReloadTest, AFifoOrDeviceInPlaceOfTheConfigIsRefusedAndLaterReloadsWork) {
+    ASSERT_TRUE(start("model-v1"));
+    const std::string path = gateway_->config_path();
+    // A FIFO would block the reload thread forever; /dev/zero would grow the process without
+    // bound. Both are refused at once and the running config stays.
+    for (const bool fifo : {true, false}) {
+        ASSERT_EQ(::unlink(path.c_str()), 0);
+        if (fifo) {
+            ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+        } else {
+            ASSERT_EQ(::symlink("/dev/zero", path.c_str()), 0);
+        }
+        std::vector<std::string> errors;
+        EXPECT_TRUE(is_reload_answer(gateway_->reload(), 400, "rejected", &errors));
+        ASSERT_FALSE(errors.empty());
+        EXPECT_NE(errors[0].find("not a regular file"), std::string::npos) << errors[0];
+        EXPECT_EQ(served_model(*gateway_, sim_), "model-v1");
+    }
+    ASSERT_EQ(::unlink(path.c_str()), 0);
+    gateway_->rewrite_config(yaml_for("model-v2"));
+    EXPECT_TRUE(is_reload_answer(gateway_->reload(), 200, "reloaded"));
+    EXPECT_EQ(served_model(*gateway_, sim_), "model-v2");
+    EXPECT_TRUE(reloads_counted(1, 2));
 }
 
 TEST_F(ReloadTest, PostReloadPointsAtABadCrossReference) {

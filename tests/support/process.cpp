@@ -4,13 +4,17 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 
 extern char** environ;
 
@@ -23,6 +27,23 @@ int remaining_ms(Clock::time_point deadline) {
     auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     return left < 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
+}
+
+/// The first line of a report: `==PID==ERROR: AddressSanitizer: ...`, `==PID==ERROR:
+/// LeakSanitizer: ...`, `WARNING: ThreadSanitizer: data race ...`, `ThreadSanitizer: ...` (its
+/// fatal errors) and UBSan's `FILE:LINE:COL: runtime error: ...`.
+bool starts_report(std::string_view line) {
+    for (std::string_view marker :
+         {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+          "ThreadSanitizer: ", ": runtime error: "}) {
+        if (line.find(marker) != std::string_view::npos) return true;
+    }
+    return false;
+}
+
+/// `SUMMARY: AddressSanitizer: ...` and the like: the last line of every report.
+bool ends_report(std::string_view line) {
+    return line.starts_with("SUMMARY: ") && line.find("Sanitizer") != std::string_view::npos;
 }
 
 int decode_status(int status) {
@@ -65,6 +86,11 @@ ChildProcess::ChildProcess(ProcessOptions options) : options_(std::move(options)
         throw std::runtime_error("pipe2 failed");
     }
     const char* cwd = options_.cwd.empty() ? nullptr : options_.cwd.c_str();
+    std::optional<rlimit> max_open_files;
+    if (options_.max_open_files) {
+        max_open_files = rlimit{static_cast<rlim_t>(options_.max_open_files->first),
+                                static_cast<rlim_t>(options_.max_open_files->second)};
+    }
     int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     pid_t parent = ::getpid();
 
@@ -88,6 +114,11 @@ ChildProcess::ChildProcess(ProcessOptions options) : options_(std::move(options)
             [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
             ::_exit(127);
         }
+        if (max_open_files && ::setrlimit(RLIMIT_NOFILE, &*max_open_files) != 0) {
+            static const char msg[] = "ChildProcess: setrlimit(RLIMIT_NOFILE) failed\n";
+            [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+            ::_exit(127);
+        }
         ::execve(argv[0], argv.data(), envp.data());
         static const char msg[] = "ChildProcess: execve failed\n";
         [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
@@ -106,6 +137,8 @@ ChildProcess::ChildProcess(ProcessOptions options) : options_(std::move(options)
 
 ChildProcess::~ChildProcess() {
     kill_now();
+    // The reader drains what the child wrote before it stops (it only stops on an idle pipe),
+    // so a report printed just before the kill is still seen.
     if (stop_pipe_[1] >= 0) {
         char c = 0;
         [[maybe_unused]] auto n = ::write(stop_pipe_[1], &c, 1);
@@ -114,6 +147,32 @@ ChildProcess::~ChildProcess() {
     for (int fd : {output_fd_, stop_pipe_[0], stop_pipe_[1], pidfd_}) {
         if (fd >= 0) ::close(fd);
     }
+    check_sanitizer_report();
+}
+
+void ChildProcess::check_sanitizer_report() {
+    if (report_checked_) return;
+    report_checked_ = true;
+    auto report = sanitizer_report(lines());
+    if (!report) return;
+    std::string status = exit_code_ ? "exit code " + std::to_string(*exit_code_) : "killed";
+    ADD_FAILURE() << "child process " << options_.argv.front() << " (pid " << pid_ << ", "
+                  << status << ") printed a sanitizer report:\n"
+                  << *report;
+}
+
+std::optional<std::string> sanitizer_report(const std::vector<std::string>& lines) {
+    constexpr std::size_t kMaxLines = 200;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (!starts_report(lines[i]) && !ends_report(lines[i])) continue;
+        std::string report;
+        for (std::size_t j = i; j < lines.size() && j < i + kMaxLines; ++j) {
+            report.append(lines[j]) += '\n';
+            if (ends_report(lines[j])) break;
+        }
+        return report;
+    }
+    return std::nullopt;
 }
 
 void ChildProcess::read_output() {

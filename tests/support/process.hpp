@@ -3,6 +3,12 @@
 /// captured line by line, waits with timeouts. The destructor kills the whole group (SIGKILL) and
 /// reaps the child: no zombies, no stray servers after a failed test.
 ///
+/// Sanitizer reports: a child built with ASan, UBSan or TSan prints its report on stderr and
+/// then aborts, exits (TSan `exitcode`) or carries on (TSan without `halt_on_error`); a test
+/// that only looks at HTTP answers would pass anyway. So the destructor reads all the output
+/// the child wrote and, when it holds a report, fails the running test (ADD_FAILURE) with the
+/// report, whatever the test checked.
+///
 /// Thread safety: the captured lines are guarded by a mutex (a reader thread appends them); the
 /// other members are meant for the thread that created the object.
 
@@ -11,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -18,6 +25,7 @@
 #include <regex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace turnout::test {
@@ -27,6 +35,8 @@ struct ProcessOptions {
     std::map<std::string, std::string> env;  ///< set on top of this process's environment
     std::vector<std::string> unset_env;      ///< removed from the inherited environment
     std::string cwd;                         ///< empty = inherit
+    /// RLIMIT_NOFILE (soft, hard) for the child, set just before exec; nullopt = inherit.
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> max_open_files = {};
 };
 
 class ChildProcess {
@@ -60,6 +70,8 @@ class ChildProcess {
   private:
     void read_output();
     bool reap(bool block);
+    /// ADD_FAILURE with the child's sanitizer report, if it printed one (once).
+    void check_sanitizer_report();
 
     ProcessOptions options_;
     pid_t pid_ = -1;
@@ -73,7 +85,13 @@ class ChildProcess {
     std::condition_variable cv_;
     std::vector<std::string> lines_;
     bool output_ended_ = false;
+    bool report_checked_ = false;
 };
+
+/// The sanitizer report in `lines` (from its first line to its SUMMARY line, at most 200 lines),
+/// or nullopt when there is none: AddressSanitizer, LeakSanitizer, ThreadSanitizer and
+/// UndefinedBehaviorSanitizer reports, as the runtimes print them.
+std::optional<std::string> sanitizer_report(const std::vector<std::string>& lines);
 
 /// Runs a command to completion and returns its exit code and output; exit code -1 on timeout.
 struct RunResult {

@@ -138,6 +138,29 @@ const FramingCase kCases[] = {
 };
 // clang-format on
 
+TEST(FramingHost, HttpOneOneNeedsExactlyOneHost) {
+    EXPECT_TRUE(check_request_framing(11, {{"Host", "a"}}).ok);
+    const auto missing = check_request_framing(11, {{"Content-Type", "application/json"}});
+    EXPECT_FALSE(missing.ok);
+    EXPECT_EQ(missing.status, 400u);
+    EXPECT_NE(missing.reason.find("missing Host"), std::string::npos) << missing.reason;
+    const auto twice = check_request_framing(11, {{"Host", "a"}, {"host", "b"}});
+    EXPECT_FALSE(twice.ok);
+    EXPECT_NE(twice.reason.find("multiple Host"), std::string::npos) << twice.reason;
+    // HTTP/1.0 has no Host requirement, but two are still ambiguous.
+    EXPECT_TRUE(check_request_framing(10, {}).ok);
+    EXPECT_FALSE(check_request_framing(10, {{"Host", "a"}, {"Host", "a"}}).ok);
+}
+
+TEST(FramingVersion, OnlyHttpOneZeroAndOneOneAre505Free) {
+    for (unsigned version : {9u, 12u, 19u, 20u, 30u}) {
+        const auto verdict = check_request_framing(version, {{"Host", "a"}});
+        EXPECT_FALSE(verdict.ok) << version;
+        EXPECT_EQ(verdict.status, 505u) << version;
+    }
+    EXPECT_EQ(check_request_framing(11, {{"Host", "a"}, {"Content-Length", "x"}}).status, 400u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Rules, FramingTest, ::testing::ValuesIn(kCases),
                          [](const ::testing::TestParamInfo<FramingCase>& param) {
                              return param.param.name;

@@ -118,6 +118,27 @@ TEST(ForwardRequestHeader, DropsGatewayOwnedAndCredentials) {
     }
 }
 
+TEST(ForwardRequestHeader, DropsProxyCredentialsAndClientAssertedAddresses) {
+    const ConnectionTokens none;
+    for (std::string_view name : {"Proxy-Authorization", "X-Forwarded-For", "Forwarded",
+                                  "X-Real-IP", "X-Forwarded-Host", "X-Forwarded-Proto"}) {
+        EXPECT_FALSE(forward_request_header(name, none)) << name;
+        EXPECT_FALSE(forward_request_header(upper(name), none)) << name;
+        EXPECT_FALSE(forward_request_header(lower(name), none)) << name;
+    }
+    // Names that merely resemble them are ordinary headers.
+    EXPECT_TRUE(forward_request_header("X-Forwarded", none));
+    EXPECT_TRUE(forward_request_header("X-Real-IPv6-Note", none));
+}
+
+TEST(ForwardRequestHeader, DropsNamesWithUnderscores) {
+    const ConnectionTokens none;
+    for (std::string_view name : {"X_Forwarded_For", "x_real_ip", "Content_Length", "_", "a_b"}) {
+        EXPECT_FALSE(forward_request_header(name, none)) << name;
+    }
+    EXPECT_TRUE(forward_request_header("x-team", none));
+}
+
 TEST(ForwardRequestHeader, KeepsEndToEnd) {
     const ConnectionTokens none;
     for (auto name : kEndToEnd) EXPECT_TRUE(forward_request_header(name, none)) << name;

@@ -245,7 +245,8 @@ TEST(Metrics, UpstreamErrorKindsUseTheContractsLabelValues) {
         {UpstreamErrorKind::status_429, "status_429"},
         {UpstreamErrorKind::reset, "reset"},
         {UpstreamErrorKind::tls, "tls"},
-        {UpstreamErrorKind::protocol, "protocol"}};
+        {UpstreamErrorKind::protocol, "protocol"},
+        {UpstreamErrorKind::circuit_open, "circuit_open"}};
     for (const auto& [kind, text] : kinds) {
         EXPECT_EQ(label_value(kind), text);
         target->upstream_error(kind);

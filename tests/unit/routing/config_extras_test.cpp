@@ -1,6 +1,9 @@
 // Config keys added for issue 3: per-target and per-provider `headers` and `body` (Anthropic's
 // fast mode) and the provider's `max_tokens_default`.
 #include <gtest/gtest.h>
+#include <filesystem>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <rapidjson/document.h>
 
 #include <string>
@@ -259,6 +262,59 @@ routes:
     EXPECT_EQ(errors_of(result), (std::vector<std::string>{
                                      "x.yaml:4:48: routes[0].primary: unknown key 'bodies'",
                                  }));
+}
+
+TEST(Hardening, CircuitBreakerAndHighWaterMark) {
+    const auto c = load_ok(R"(
+limits: {max_connections: 100, max_inflight: 40}
+providers:
+  a: {base_url: http://127.0.0.1:1/v1, circuit_breaker: {failures: 3, cooldown: 2s}}
+  b: {base_url: http://127.0.0.1:2/v1, circuit_breaker: {failures: 0}}
+  c: {base_url: http://127.0.0.1:3/v1}
+routes:
+  - name: r
+    primary: {provider: a, model: m}
+)");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->limits.max_inflight, 40u);
+    EXPECT_EQ(c->providers.at(0).circuit_breaker.failures, 3u);
+    EXPECT_EQ(c->providers.at(0).circuit_breaker.cooldown, std::chrono::seconds(2));
+    EXPECT_EQ(c->providers.at(1).circuit_breaker.failures, 0u);
+    EXPECT_EQ(c->providers.at(2).circuit_breaker.failures, 5u);  // the default
+    EXPECT_EQ(c->providers.at(2).circuit_breaker.cooldown, std::chrono::seconds(30));
+    EXPECT_EQ(load_ok(R"(
+providers: {a: {base_url: http://127.0.0.1:1/v1}}
+routes: [{name: r, primary: {provider: a, model: m}}]
+)")->limits.max_inflight, 0u);
+}
+
+TEST(Hardening, CircuitBreakerKeysAreChecked) {
+    const auto result = load(R"(
+providers:
+  a: {base_url: http://127.0.0.1:1/v1, circuit_breaker: {failures: -1, cooldown: 0s, open: 1}}
+routes:
+  - name: r
+    primary: {provider: a, model: m}
+)");
+    EXPECT_EQ(result.config, nullptr);
+    const auto errors = errors_of(result);
+    ASSERT_EQ(errors.size(), 3u) << ::testing::PrintToString(errors);
+    for (const auto& e : errors) EXPECT_EQ(e.rfind("x.yaml:2:", 0), 0u) << e;
+    EXPECT_NE(errors[0].find("circuit_breaker"), std::string::npos) << errors[0];
+}
+
+TEST(Hardening, CaFileThatIsAFifoOrDeviceIsRefusedWithoutBlocking) {
+    const std::string fifo = std::filesystem::temp_directory_path() /
+                             ("turnout-ca-fifo-" + std::to_string(::getpid()));
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    for (const std::string& path : {fifo, std::string("/dev/zero")}) {
+        const auto result = load("providers:\n  a: {base_url: https://127.0.0.1:1/v1, ca_file: " +
+                                 path + "}\nroutes: [{name: r, primary: {provider: a, model: m}}]\n");
+        const auto errors = errors_of(result);
+        ASSERT_EQ(errors.size(), 1u) << path;
+        EXPECT_NE(errors[0].find("not a regular file"), std::string::npos) << errors[0];
+    }
+    std::filesystem::remove(fifo);
 }
 
 }  // namespace

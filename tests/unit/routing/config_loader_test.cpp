@@ -1296,5 +1296,94 @@ routes: [{name: r, primary: {provider: p, model: m}}]
                   "variable (letters, digits and '_'), not the secret itself"});
 }
 
+// ---------------------------------------------------------------------------------------------
+// judge.swap, judge.max_answer_bytes, judge.body
+
+TEST(JudgeKeys, DefaultsWhenAbsent) {
+    const auto c = load_ok(R"(
+providers: {p: {base_url: http://h}}
+routes:
+  - name: r
+    primary: {provider: p, model: m}
+    candidate: {provider: p, model: c}
+    judge: {provider: p, model: j}
+)");
+    ASSERT_NE(c, nullptr);
+    const JudgeConfig& judge = c->routes[0].judge;
+    EXPECT_FALSE(judge.swap);
+    EXPECT_EQ(judge.max_answer_bytes, 64u * 1024);
+    EXPECT_EQ(judge.extra_body_json, "");
+}
+
+TEST(JudgeKeys, AllThreeSet) {
+    const auto c = load_ok(R"(
+providers: {p: {base_url: http://h}}
+routes:
+  - name: r
+    primary: {provider: p, model: m}
+    candidate: {provider: p, model: c}
+    judge:
+      provider: p
+      model: o3
+      swap: true
+      max_answer_bytes: 16KiB
+      body: {temperature: null, reasoning_effort: low, metadata: {team: a}, n: 1}
+)");
+    ASSERT_NE(c, nullptr);
+    const JudgeConfig& judge = c->routes[0].judge;
+    EXPECT_TRUE(judge.swap);
+    EXPECT_EQ(judge.max_answer_bytes, 16u * 1024);
+    EXPECT_EQ(judge.extra_body_json,
+              R"({"temperature":null,"reasoning_effort":"low","metadata":{"team":"a"},"n":1})");
+}
+
+TEST(JudgeKeys, WrongTypesAreErrorsWithTheirPositions) {
+    const auto result = load(R"(
+providers: {p: {base_url: http://h}}
+routes:
+  - name: r
+    primary: {provider: p, model: m}
+    candidate: {provider: p, model: c}
+    judge:
+      provider: p
+      model: j
+      swap: sometimes
+      max_answer_bytes: lots
+      body: [temperature]
+  - name: s
+    primary: {provider: p, model: m}
+    candidate: {provider: p, model: c}
+    judge: {provider: p, model: j, max_answer_bytes: 0, body: {model: x, stream: true}}
+)");
+    EXPECT_EQ(errors_of(result),
+              (std::vector<std::string>{
+                  "bad.yaml:9:13: routes[0].judge.swap: expected true or false, got 'sometimes'",
+                  "bad.yaml:10:25: routes[0].judge.max_answer_bytes: invalid size 'lots': "
+                  "expected an integer with B, KiB, MiB or GiB, or a number of bytes",
+                  "bad.yaml:11:13: routes[0].judge.body: expected a map of body fields, got a list",
+                  "bad.yaml:15:54: routes[1].judge.max_answer_bytes: must be greater than 0",
+                  "bad.yaml:15:64: routes[1].judge.body: 'model' is set by the gateway from the "
+                  "client's request",
+                  "bad.yaml:15:74: routes[1].judge.body: 'stream' is set by the gateway from the "
+                  "client's request",
+              }));
+    EXPECT_EQ(result.config, nullptr);
+}
+
+TEST(JudgeKeys, UnknownJudgeKeyIsStillAnError) {
+    const auto result = load(R"(
+providers: {p: {base_url: http://h}}
+routes:
+  - name: r
+    primary: {provider: p, model: m}
+    candidate: {provider: p, model: c}
+    judge: {provider: p, model: j, swapped: true}
+)");
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_NE(result.errors[0].text.find("routes[0].judge"), std::string::npos)
+        << result.errors[0].text;
+    EXPECT_NE(result.errors[0].text.find("swapped"), std::string::npos) << result.errors[0].text;
+}
+
 }  // namespace
 }  // namespace turnout::routing

@@ -122,9 +122,12 @@ const std::vector<ReplyCase>& reply_cases() {
          "false, \"reason\": \"B skips the edge case\", \"diff_summary\": \"A handles n=0\"}. "
          "Let me know if you need more.",
          true, 88, false, "", "B skips the edge case"},
-        {"score_as_string", R"({"score": "97", "pass": true})", true, 97, true},
-        {"score_as_decimal_string", R"({"score": "97.5"})", true, 97.5},
-        {"score_out_of_100_string", R"({"score": "92/100"})", true, 92},
+        // Scores are JSON numbers: a string may mean anything ("97 of 120 tests").
+        {"score_as_string", R"({"score": "97", "pass": true})", false, 0, true, "not a number"},
+        {"score_as_decimal_string", R"({"score": "97.5"})", false, 0, std::nullopt,
+         "not a number"},
+        {"score_out_of_100_string", R"({"score": "92/100"})", false, 0, std::nullopt,
+         "not a number"},
         {"score_as_decimal_number", R"({"score": 94.99, "pass": false})", true, 94.99, false},
         {"missing_score", R"({"pass": true, "reason": "looks fine"})", false, 0, std::nullopt,
          "no \"score\""},
@@ -132,7 +135,7 @@ const std::vector<ReplyCase>& reply_cases() {
         {"score_minus_1", R"({"score": -1, "pass": false})", false, 0, false, "outside"},
         {"score_nan", R"({"score": NaN, "pass": false})", false, 0, false, "not a finite"},
         {"score_infinity", R"({"score": Infinity})", false, 0, std::nullopt, "not a finite"},
-        {"score_inf_string", R"({"score": "inf"})", false, 0, std::nullopt, "not a finite"},
+        {"score_inf_string", R"({"score": "inf"})", false, 0, std::nullopt, "not a number"},
         {"score_words", R"({"score": "very high"})", false, 0, std::nullopt, "not a number"},
         {"score_bool", R"({"score": true})", false, 0, std::nullopt, "not a number"},
         {"score_null", R"({"score": null})", false, 0, std::nullopt, "not a number"},
@@ -146,11 +149,26 @@ const std::vector<ReplyCase>& reply_cases() {
          R"({"score": 90, "reason": "B drops the braces in `if (x) { y(); }` and prints \"}\"",)"
          R"( "diff_summary": "{A} vs {B}"})",
          true, 90, std::nullopt, "", R"(B drops the braces in `if (x) { y(); }` and prints "}")"},
-        {"multiple_objects_first_with_score_wins",
+        // Two verdicts are ambiguous, whichever comes first.
+        {"two_verdicts_are_an_error",
          R"(Draft {"note": "not the verdict"} then {"score": 70, "pass": false} and {"score": 99})",
-         true, 70, false},
-        {"first_object_with_bad_score_decides", R"({"score": 150} {"score": 99})", false, 0,
-         std::nullopt, "outside"},
+         false, 0, std::nullopt, "2 verdicts"},
+        {"two_verdicts_even_when_one_is_bad", R"({"score": 150} {"score": 99})", false, 0,
+         std::nullopt, "2 verdicts"},
+        {"same_verdict_twice", "{\"score\": 97}\n```json\n{\"score\": 97}\n```", false, 0,
+         std::nullopt, "2 verdicts"},
+        {"verdicts_nested_in_a_list",
+         R"({"verdicts": [{"score": 97}, {"score": 40}]})", false, 0, std::nullopt,
+         "2 verdicts"},
+        {"object_inside_the_verdict_is_part_of_it",
+         R"({"score": 91, "details": {"score": 10}, "reason": "see {\"score\": 5}"})", true, 91},
+        {"duplicate_score_key", R"({"score": 97, "score": 10})", false, 0, std::nullopt,
+         "names a key twice"},
+        {"duplicate_score_key_is_not_skipped_for_an_inner_one",
+         R"({"score": 97, "score": 10, "x": {"score": 50}})", false, 0, std::nullopt,
+         "names a key twice"},
+        {"score_in_two_cases", R"({"score": 97, "Score": 10})", false, 0, std::nullopt,
+         "names \"score\" twice"},
         {"nested_verdict_object", R"({"verdict": {"score": 91, "pass": false}})", true, 91, false},
         {"think_preamble",
          "<think>Maybe {\"score\": 10}? No, B is right.</think>\n{\"score\": 96, \"pass\": true}",
@@ -212,7 +230,7 @@ TEST(JudgeVerdict, PassFlagContradictingTheScoreIsRecordedNotTrusted) {
 
 TEST(JudgeVerdict, NinetyFivePassesAndNinetyFourPointNineNineFails) {
     EXPECT_EQ(classify(parse_judge_reply(R"({"score": 95})"), 95), VerdictKind::pass);
-    EXPECT_EQ(classify(parse_judge_reply(R"({"score": "95"})"), 95), VerdictKind::pass);
+    EXPECT_EQ(classify(parse_judge_reply(R"({"score": "95"})"), 95), VerdictKind::error);
     EXPECT_EQ(classify(parse_judge_reply(R"({"score": 94.99})"), 95), VerdictKind::fail);
     EXPECT_EQ(classify(parse_judge_reply(R"({"score": 100})"), 95), VerdictKind::pass);
     EXPECT_EQ(classify(parse_judge_reply(R"({"score": 0})"), 95), VerdictKind::fail);
@@ -257,7 +275,7 @@ TEST(JudgeVerdict, FromTheJudgesChatCompletion) {
     EXPECT_EQ(fenced.diff_summary, "B is terser");
 
     const ParsedVerdict parts = parse_judge_completion(
-        R"({"choices":[{"message":{"content":[{"type":"text","text":"{\"score\": \"91\"}"}]}}]})");
+        R"({"choices":[{"message":{"content":[{"type":"text","text":"{\"score\": 91}"}]}}]})");
     ASSERT_TRUE(parts.ok) << parts.error;
     EXPECT_EQ(parts.score, 91);
 
@@ -615,6 +633,125 @@ TEST(JudgeRequest, TemperatureZeroTheModelAndOneUserMessage) {
 
     const std::string small = judge_request_body("m", "p", 256);
     EXPECT_NE(small.find("\"max_tokens\":256"), std::string::npos) << small;
+}
+
+
+TEST(JudgeRequest, ReasoningModelsGetNoTemperatureAndRoomToThink) {
+    for (const std::string model : {"o1", "o1-mini", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini",
+                                    "gpt-5.1-codex", "openai/o3", "GPT-5-nano"}) {
+        EXPECT_TRUE(is_reasoning_model(model)) << model;
+        const std::string body = judge_request_body(model, "p");
+        rapidjson::Document doc;
+        doc.Parse(body.data(), body.size());
+        ASSERT_TRUE(doc.IsObject()) << body;
+        EXPECT_FALSE(doc.HasMember("temperature")) << body;
+        EXPECT_FALSE(doc.HasMember("max_tokens")) << body;
+        ASSERT_TRUE(doc.HasMember("max_completion_tokens")) << body;
+        EXPECT_GE(doc["max_completion_tokens"].GetUint(), kJudgeReasoningMaxTokens);
+    }
+    for (const std::string model : {"gpt-4o", "gpt-4.1-mini", "gpt-5-chat-latest",
+                                    "claude-opus-4-6", "llama-3.3-70b", "omni-moderation"}) {
+        EXPECT_FALSE(is_reasoning_model(model)) << model;
+        const std::string body = judge_request_body(model, "p");
+        EXPECT_NE(body.find("\"temperature\":0"), std::string::npos) << body;
+        EXPECT_NE(body.find("\"max_tokens\":1024"), std::string::npos) << body;
+        EXPECT_EQ(body.find("max_completion_tokens"), std::string::npos) << body;
+    }
+}
+
+TEST(JudgeTruncation, LongAnswerIsCutAtACharacterBoundaryWithAMarker) {
+    // 3 ASCII bytes then 2-byte characters: a 6-byte budget falls inside the third byte pair.
+    const std::string answer = "abc" + std::string("\xC3\xA9\xC3\xA9\xC3\xA9");
+    const std::string cut = truncate_answer(answer, 6);
+    EXPECT_EQ(cut, "abc\xC3\xA9\n[... truncated by turnout: 5 of 9 bytes shown]");
+    EXPECT_EQ(truncate_answer(answer, 9), answer);
+    EXPECT_EQ(truncate_answer(answer, 0), answer);
+}
+
+TEST(JudgeTruncation, PromptHoldsTheBudgetOfEachAnswerAndTheMarker) {
+    JudgeInput input = sample_input();
+    input.answer_a = std::string(1000, 'a');
+    input.answer_b = std::string(1250000, 'b');  // the 1.25 MB answer of the issue
+    input.max_answer_bytes = 4096;
+    const std::string prompt = render_judge_prompt(builtin_judge_template(), input, kBoundary);
+    EXPECT_EQ(count_of(prompt, std::string(1000, 'a')), 1u);
+    EXPECT_LT(prompt.size(), builtin_judge_template().size() + 1000 + 4096 + 1024);
+    EXPECT_NE(prompt.find("[... truncated by turnout: 4096 of 1250000 bytes shown]"),
+              std::string::npos);
+    Block block;
+    ASSERT_TRUE(find_block(lines_of(prompt), std::string(kBoundary), "ANSWER_B", block));
+    EXPECT_EQ(block.body, std::string(4096, 'b') +
+                              "\n[... truncated by turnout: 4096 of 1250000 bytes shown]\n");
+}
+
+TEST(JudgeSwap, SwappedTemplateExchangesTheAnswerSectionsWithTheirHeadings) {
+    const std::string swapped = swapped_judge_template(builtin_judge_template());
+    EXPECT_TRUE(check_judge_template(swapped).empty());
+    const std::size_t a = swapped.find("# Answer A (reference)\n{{ANSWER_A}}");
+    const std::size_t b = swapped.find("# Answer B (candidate)\n{{ANSWER_B}}");
+    ASSERT_NE(a, std::string::npos);
+    ASSERT_NE(b, std::string::npos);
+    EXPECT_LT(b, a);
+    EXPECT_LT(swapped.find("{{REQUEST}}"), b);
+    EXPECT_EQ(swapped.size(), builtin_judge_template().size());
+    // Everything but the two sections is where it was.
+    const std::string_view original = builtin_judge_template();
+    EXPECT_EQ(swapped.substr(0, b), original.substr(0, b));
+    EXPECT_TRUE(std::string_view(swapped).ends_with("\n\nReply now with the JSON object only.\n"));
+
+    // In the rendered prompt the candidate's block now comes first, each under its own name.
+    JudgeInput input = sample_input();
+    const std::string prompt = render_judge_prompt(swapped, input, kBoundary);
+    const auto lines = lines_of(prompt);
+    Block block_a;
+    Block block_b;
+    ASSERT_TRUE(find_block(lines, std::string(kBoundary), "ANSWER_A", block_a));
+    ASSERT_TRUE(find_block(lines, std::string(kBoundary), "ANSWER_B", block_b));
+    EXPECT_LT(block_b.close, block_a.open);
+    EXPECT_EQ(block_a.body, input.answer_a + "\n");
+    EXPECT_EQ(block_b.body, input.answer_b + "\n");
+}
+
+TEST(JudgeSwap, PlaceholdersSharingAParagraphAreExchangedAlone) {
+    EXPECT_EQ(swapped_judge_template("R {{REQUEST}}\n\nA: {{ANSWER_A}} B: {{ANSWER_B}} end"),
+              "R {{REQUEST}}\n\nA: {{ANSWER_B}} B: {{ANSWER_A}} end");
+    EXPECT_EQ(swapped_judge_template("no answers here"), "no answers here");
+}
+
+ParsedVerdict verdict_of(double score, std::string reason = "") {
+    ParsedVerdict verdict;
+    verdict.ok = true;
+    verdict.score = score;
+    verdict.reason = std::move(reason);
+    return verdict;
+}
+
+TEST(JudgeSwap, TheLowerScoreCountsAndADisagreementIsAnError) {
+    const ParsedVerdict both_pass = combine_swapped(verdict_of(99, "a"), verdict_of(96, "b"), 95);
+    ASSERT_TRUE(both_pass.ok);
+    EXPECT_EQ(both_pass.score, 96);
+    EXPECT_EQ(both_pass.reason, "b");
+    EXPECT_EQ(classify(both_pass, 95), VerdictKind::pass);
+
+    const ParsedVerdict both_fail = combine_swapped(verdict_of(40), verdict_of(80), 95);
+    ASSERT_TRUE(both_fail.ok);
+    EXPECT_EQ(both_fail.score, 40);
+    EXPECT_EQ(classify(both_fail, 95), VerdictKind::fail);
+
+    // Position bias: the candidate passes only when read second.
+    const ParsedVerdict split = combine_swapped(verdict_of(97), verdict_of(90), 95);
+    EXPECT_FALSE(split.ok);
+    EXPECT_EQ(classify(split, 95), VerdictKind::error);
+    EXPECT_NE(split.error.find("disagrees"), std::string::npos) << split.error;
+    EXPECT_NE(split.error.find("97"), std::string::npos) << split.error;
+    EXPECT_NE(split.error.find("90"), std::string::npos) << split.error;
+
+    ParsedVerdict failed;
+    failed.error = "judge call failed: timeout";
+    const ParsedVerdict one_failed = combine_swapped(verdict_of(99), failed, 95);
+    EXPECT_EQ(classify(one_failed, 95), VerdictKind::error);
+    EXPECT_NE(one_failed.error.find("swapped order: judge call failed"), std::string::npos)
+        << one_failed.error;
 }
 
 }  // namespace
