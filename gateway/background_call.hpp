@@ -13,6 +13,7 @@
 #include "gateway/upstream.hpp"
 #include "gateway/upstream_body.hpp"
 #include "routing/config.hpp"
+#include "shadow/judge.hpp"
 
 namespace turnout::gateway {
 
@@ -44,5 +45,19 @@ Usage openai_usage(std::string_view body);
 /// `timeout`, or the provider's own `timeout` when that is shorter, and measures it.
 asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body,
                                           std::string request_id, routing::Duration timeout);
+
+/// One reading of the judge: its verdict and what the call cost.
+struct JudgeReading {
+    shadow::ParsedVerdict parsed;
+    Usage usage;
+};
+
+/// The verdict on one pair, as the shadow loop and `turnout eval` both ask for it: the prompt
+/// rendered from `template_text` (answers cut to `config.max_answer_bytes`), one judge call,
+/// or with `config.swap` two at once with the answers in both orders. `judge` is the judge's
+/// plan (its target carries `judge.body`, null_removes_field set).
+asio::awaitable<JudgeReading> judge_pair(CallPlan judge, routing::JudgeConfig config,
+                                         std::string template_text, shadow::JudgeInput input,
+                                         std::string request_id, routing::Duration timeout);
 
 }  // namespace turnout::gateway

@@ -287,7 +287,7 @@ struct Run {
     CallPlan judge;
     routing::Duration timeout{};
     std::string template_text;
-    double pass_score = 95;
+    routing::JudgeConfig judge_config;  ///< swap, max_answer_bytes, pass_score
     std::vector<shadow::EvalPrompt> queue;
     std::size_t next = 0;
     std::vector<shadow::PairRecord> results;
@@ -307,26 +307,20 @@ shadow::SideRecord side_record(const Measured& measured, const routing::PriceCon
     return side;
 }
 
-/// The judge's verdict on two chat.completion bodies (A = primary, B = candidate), with the
-/// shadow loop's prompt and parser.
-asio::awaitable<shadow::ParsedVerdict> judge_pair(Run* run, std::string request_json,
-                                                  std::string primary_body,
-                                                  std::string candidate_body,
-                                                  std::string request_id) {
-    const shadow::JudgeInput input{
-        std::move(request_json), shadow::answer_text_from_openai(primary_body),
-        shadow::answer_text_from_openai(candidate_body), run->pass_score};
-    const std::string prompt =
-        shadow::render_judge_prompt(run->template_text, input, shadow::random_boundary());
-    Measured reply = co_await background_call(
-        run->judge, shadow::judge_request_body(run->judge.target.model, prompt),
-        request_id + "-judge", run->timeout);
-    if (!reply.ok) {
-        shadow::ParsedVerdict failed;
-        failed.error = "judge call failed: " + reply.error;
-        co_return failed;
-    }
-    co_return shadow::parse_judge_completion(reply.text);
+/// The judge's verdict on two chat.completion bodies (A = primary, B = candidate), asked the
+/// way the shadow loop asks it (`judge.swap`, `judge.body`, `judge.max_answer_bytes`).
+asio::awaitable<shadow::ParsedVerdict> judge_answers(Run* run, std::string request_json,
+                                                     std::string primary_body,
+                                                     std::string candidate_body,
+                                                     std::string request_id) {
+    shadow::JudgeInput input{std::move(request_json),
+                             shadow::answer_text_from_openai(primary_body),
+                             shadow::answer_text_from_openai(candidate_body),
+                             run->judge_config.pass_score, run->judge_config.max_answer_bytes};
+    JudgeReading reading = co_await judge_pair(run->judge, run->judge_config, run->template_text,
+                                               std::move(input), std::move(request_id),
+                                               run->timeout);
+    co_return std::move(reading.parsed);
 }
 
 /// One prompt: both models at once, then the judge when both answered.
@@ -352,9 +346,10 @@ asio::awaitable<shadow::PairRecord> evaluate(Run* run, shadow::EvalPrompt prompt
     record.candidate = side_record(candidate, run->candidate.provider.price);
     shadow::ParsedVerdict verdict;
     if (record.judged()) {
-        verdict = co_await judge_pair(run, prompt.request_json, primary.text, candidate.text, id);
+        verdict =
+            co_await judge_answers(run, prompt.request_json, primary.text, candidate.text, id);
     }
-    shadow::settle_pair(record, verdict, run->pass_score);
+    shadow::settle_pair(record, verdict, run->judge_config.pass_score);
     co_return record;
 }
 
@@ -401,7 +396,11 @@ Plans make_plans(asio::io_context& io, const Snapshot& snapshot,
     routing::TargetConfig judge;
     judge.provider = route.judge.provider;
     judge.model = route.judge.model;
-    return {plan_for(routing::serving_target(route)), plan_for(*route.candidate), plan_for(judge)};
+    judge.extra_body_json = route.judge.extra_body_json;
+    Plans plans{plan_for(routing::serving_target(route)), plan_for(*route.candidate),
+                plan_for(judge)};
+    plans.judge.null_removes_field = true;
+    return plans;
 }
 
 std::vector<shadow::PairRecord> run_pairs(const Snapshot& snapshot,
@@ -484,7 +483,7 @@ int run_eval(const EvalArgs& args) {
     Run run;
     run.template_text = judge_template(route);
     run.timeout = route.timeout;
-    run.pass_score = route.judge.pass_score;
+    run.judge_config = route.judge;
     const Prompts prompts = load_prompts(args);
     const auto snapshot = build_snapshot(config);
 

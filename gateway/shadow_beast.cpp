@@ -20,6 +20,7 @@
 #include "gateway/shadow_runtime.hpp"
 #include "gateway/upstream_body.hpp"
 #include "routing/json_input.hpp"
+#include "routing/bounded_file.hpp"
 #include "shadow/judge.hpp"
 
 namespace turnout::gateway {
@@ -32,11 +33,12 @@ constexpr int kShadowNice = 10;           // the shadow thread's scheduling prio
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read prompt_file " + path);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
+    std::string text;
+    std::string reason;
+    if (!routing::read_bounded_file(path, routing::kMaxConfigFileBytes, text, reason)) {
+        throw std::runtime_error("cannot read prompt_file " + path + ": " + reason);
+    }
+    return text;
 }
 
 /// What identifies the evidence: changing any of these starts it afresh. The judge's newer
@@ -110,7 +112,6 @@ Usage openai_usage(std::string_view body) {
     return routing::parse_json_input(body, document) ? openai_usage(document) : Usage{};
 }
 
-
 /// One non-streamed chat call made by the gateway itself (a mirrored copy or a judge call),
 /// translated for an Anthropic provider.
 asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body,
@@ -168,12 +169,6 @@ asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body
 
 namespace {
 
-/// One reading of the judge: its verdict and what the call cost.
-struct JudgeReading {
-    shadow::ParsedVerdict parsed;
-    Usage usage;
-};
-
 /// Renders the prompt from `template_text`, asks the judge and parses its verdict.
 asio::awaitable<JudgeReading> judge_once(CallPlan judge, std::string template_text,
                                          shadow::JudgeInput input, std::string request_id,
@@ -192,6 +187,8 @@ asio::awaitable<JudgeReading> judge_once(CallPlan judge, std::string template_te
     }
     co_return reading;
 }
+
+}  // namespace
 
 /// The pair's verdict: one judge call, or with `judge.swap` two at once, the answers in both
 /// orders (shadow::combine_swapped).
@@ -218,8 +215,6 @@ asio::awaitable<JudgeReading> judge_pair(CallPlan judge, routing::JudgeConfig co
                       first.usage.output + second.usage.output};
     co_return combined;
 }
-
-}  // namespace
 
 /// The shadow-measured figures of one model of a route (for /admin/routes).
 struct ShadowRuntime::SideStats {

@@ -230,8 +230,8 @@ asio::awaitable<boost::system::result<ConnectionPtr>> UpstreamPool::open(
         // a certificate without SANs), and a wildcard only as a whole left-most label
         // (`*.example.com`, never `f*.example.com`).
         SSL_set_tlsext_host_name(ssl, address.host.c_str());
-        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
-                                   X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+        SSL_set_hostflags(
+            ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
         SSL_set1_host(ssl, address.host.c_str());
     } else {
         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), address.host.c_str());

@@ -65,7 +65,8 @@ ProviderYaml priced_provider(const std::string& name, const std::string& base_ur
 class EvalTest : public ::testing::Test {
   protected:
     /// Starts the three simulators: the primary answers after 30 ms, the candidate at once.
-    void start(std::vector<std::string> candidate_args, std::vector<std::string> judge_args = {}) {
+    void start(std::vector<std::string> candidate_args, std::vector<std::string> judge_args = {},
+               const std::string& judge_yaml = {}) {
         primary_ = std::make_unique<SimulatorProcess>(std::vector<std::string>{"--ttft", "30ms"});
         candidate_ = std::make_unique<SimulatorProcess>(std::move(candidate_args));
         judge_args.insert(judge_args.begin(), {"--role", "judge"});
@@ -74,7 +75,12 @@ class EvalTest : public ::testing::Test {
             ASSERT_TRUE(sim->start());
         }
         started_ = true;
-        dir_.write_file("eval.yaml", config().yaml());
+        GatewayConfig c = config();
+        if (!judge_yaml.empty()) {
+            c.route_named("chat").judge = {};
+            c.route_named("chat").extra_lines.push_back("judge: " + judge_yaml);
+        }
+        dir_.write_file("eval.yaml", c.yaml());
     }
 
     /// Providers slow, fast and judge; route `chat` slow/slow-model -> fast/fast-model, judged
@@ -202,6 +208,26 @@ TEST_F(EvalTest, GoodFastCandidateSwitches) {
     EXPECT_TRUE(svg.starts_with("<svg")) << svg;
     EXPECT_NE(svg.find("id=\"pass-line\""), std::string::npos);
     EXPECT_NE(svg.find(">60</text>"), std::string::npos);  // all 60 in the 95-100 bin
+}
+
+// eval asks the judge the way the shadow loop does: both orders with `swap`, `judge.body`
+// applied (null removes a field), answers cut to `max_answer_bytes`.
+TEST_F(EvalTest, JudgeSwapBodyAndAnswerBudgetApply) {
+    start({"--degrade-rate", "0"}, {},
+          "{provider: judge, model: judge-model, swap: true, max_answer_bytes: 8B, "
+          "body: {temperature: null, seed: 7}}");
+    ASSERT_TRUE(started_);
+    dir_.write_file("prompts.jsonl", prompt_lines(5));
+    const RunResult result = eval();
+    EXPECT_EQ(requests(*judge_), 10) << "two judge calls per pair with swap\n" << result.output;
+    const auto docs = verdicts();
+    ASSERT_EQ(docs.size(), 5u) << result.output;
+    const auto last = judge_->last_request();
+    ASSERT_TRUE(last);
+    const auto request = parse_json(last->body);
+    EXPECT_FALSE(request.HasMember("temperature")) << last->body;
+    EXPECT_EQ(json_number(request, "seed"), 7.0) << last->body;
+    EXPECT_NE(last->body.find("[... truncated by turnout: 8 of "), std::string::npos) << last->body;
 }
 
 TEST_F(EvalTest, PoorCandidateDoesNotSwitch) {

@@ -34,8 +34,8 @@ std::optional<TestCa::Cert> issue_custom(const TestCa& ca, const std::string& ba
                       "/CN=" + common_name, "-config", "openssl.cnf"});
     if (r.exit_code == 0) {
         r = openssl({"x509", "-req", "-in", base + ".csr", "-CA", ca.ca_file(), "-CAkey",
-                     ca.dir() + "/ca.key", "-set_serial", "77", "-days", "2", "-out",
-                     base + ".pem", "-extfile", base + ".ext"});
+                     ca.dir() + "/ca.key", "-set_serial", "77", "-days", "2", "-out", base + ".pem",
+                     "-extfile", base + ".ext"});
     }
     if (r.exit_code != 0) {
         if (error) *error = r.output;
