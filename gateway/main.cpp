@@ -12,6 +12,7 @@
 #include "gateway/server.hpp"
 #include "gateway/simulator.hpp"
 #include "routing/config_loader.hpp"
+#include "shadow/explain_command.hpp"
 
 namespace {
 
@@ -27,6 +28,10 @@ usage:
   turnout eval --config FILE --route NAME --prompts FILE.jsonl [--out DIR] [--concurrency N]
                [--limit N]      offline check: both models on your prompts, judged, a verdict
                                 (see `turnout eval --help`)
+  turnout explain --config FILE --route NAME [--requests-per-hour N]
+                                what the route's promotion settings mean: chances of a flip
+                                and a rollback within a day, a week, a month by true pass
+                                rate, time to a flip (see `turnout explain --help`)
   turnout simulate --listen ADDR ...    a simulated provider (see `turnout simulate --help`)
   turnout --version | --help
 )";
@@ -101,6 +106,7 @@ int main(int argc, char** argv) {
     if (args[0] == "simulate") return turnout::gateway::simulate_main(argc - 1, argv + 1);
     if (args[0] == "demo") return turnout::gateway::demo_main(argc - 1, argv + 1);
     if (args[0] == "eval") return turnout::gateway::eval_main(argc - 1, argv + 1);
+    if (args[0] == "explain") return turnout::shadow::explain_main(argc - 1, argv + 1);
 
     const bool is_check = args[0] == "check";
     const bool is_serve = args[0] == "serve";

@@ -87,6 +87,7 @@ struct Worker {
     std::list<SessionEntry> sessions;
     unsigned connection_limit = 1;
     unsigned connections = 0;
+    Clock::time_point last_overload_log{};  ///< rate-limits the high-water mark's warning
     asio::steady_timer* accept_waiter = nullptr;
     std::thread thread;
     asio::io_context io{1};

@@ -357,11 +357,16 @@ asio::awaitable<bool> Session::serve_one() {
     if (worker_.shared.metrics != nullptr) worker_.shared.metrics->inflight_add(1);
     bool keep = false;
     if (inflight.count > inflight_limit()) {
-        // The high-water mark: a fast, retryable refusal rather than a queue that grows.
-        log_event(gateway_log(), spdlog::level::warn, "request refused at the high-water mark",
-                  {{"request_id", record.request_id},
-                   {"inflight", inflight.count - 1},
-                   {"limit", inflight_limit()}});
+        // The high-water mark: a fast, retryable refusal rather than a queue that grows. One
+        // warning a second per worker at most: an overload must not also flood the log.
+        const auto now = Clock::now();
+        if (now - worker_.last_overload_log >= std::chrono::seconds(1)) {
+            worker_.last_overload_log = now;
+            log_event(gateway_log(), spdlog::level::warn, "request refused at the high-water mark",
+                      {{"request_id", record.request_id},
+                       {"inflight", inflight.count - 1},
+                       {"limit", inflight_limit()}});
+        }
         keep_alive_ = false;
         co_await send_unavailable(errc::overloaded, "the gateway is at its limit of requests in flight",
                                   std::chrono::seconds(1), record);
@@ -873,7 +878,8 @@ asio::awaitable<Attempt> Session::attempt(const http::request<http::string_body>
         outcome.retry_after = breaker->retry_after(Clock::now());
         record.upstream_failure = "circuit_open";
         if (record.metrics) record.metrics->upstream_error(metrics::UpstreamErrorKind::circuit_open);
-        log_event(gateway_log(), spdlog::level::warn, "upstream attempt skipped: circuit open",
+        // At debug: under an open circuit every request would log it (the access log has it).
+        log_event(gateway_log(), spdlog::level::debug, "upstream attempt skipped: circuit open",
                   {{"request_id", record.request_id},
                    {"route", record.route},
                    {"target", record.target}});

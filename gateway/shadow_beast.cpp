@@ -734,6 +734,8 @@ std::string ShadowRuntime::route_json(const Route& route) const {
     writer.Double(status.sprt_accept);
     writer.Key("sprt_reject");
     writer.Double(status.sprt_reject);
+    writer.Key("guarantee");
+    writer.String(shadow::guarantee(route.config.promotion));
     writer.Key("window");
     writer.Uint(status.window);
     writer.Key("threshold");

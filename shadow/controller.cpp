@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <numbers>
 #include <stdexcept>
 #include <utility>
 
@@ -94,6 +95,38 @@ double wilson_lower_bound(std::uint32_t passes, std::uint32_t samples, double z)
     return std::max(0.0, (centre - margin) / (1.0 + z2 / n));
 }
 
+double test_budget(double alpha, std::uint64_t k) {
+    const double kk = static_cast<double>(std::max<std::uint64_t>(k, 1));
+    return 6.0 * alpha / (std::numbers::pi * std::numbers::pi * kk * kk);
+}
+
+double accept_bound(double alpha, std::uint64_t k) { return -std::log(test_budget(alpha, k)); }
+
+double budget_after(double alpha, std::uint64_t k) {
+    // sum_{j > k} 1 / j^2: 32 terms, then sum_{j > M} 1 / j^2 by its asymptotic series
+    // 1/M - 1/(2M^2) + 1/(6M^3) - 1/(30M^5) + ..., cut after a positive term: an upper bound,
+    // within 1/(30 M^5) of the exact sum.
+    constexpr std::uint64_t kTerms = 32;
+    double tail = 0.0;
+    for (std::uint64_t j = k + kTerms; j > k; --j) {
+        const double jj = static_cast<double>(j);
+        tail += 1.0 / (jj * jj);
+    }
+    const double m = static_cast<double>(k + kTerms);
+    tail += 1.0 / m - 1.0 / (2.0 * m * m) + 1.0 / (6.0 * m * m * m);
+    return 6.0 * alpha / (std::numbers::pi * std::numbers::pi) * tail;
+}
+
+std::string guarantee(const routing::PromotionConfig& promotion) {
+    const double alpha = clamp_probability(1.0 - promotion.confidence);
+    char text[160];
+    std::snprintf(text, sizeof text,
+                  "false switch at most %.3g%% at any horizon (pass rate <= %.3g), false "
+                  "rollback at most %.3g%% (>= %.3g)",
+                  100.0 * alpha, promotion.rollback_threshold, 100.0 * alpha, promotion.threshold);
+    return text;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
@@ -115,8 +148,10 @@ Controller::SprtSteps Controller::sprt_steps(const routing::PromotionConfig& pro
     SprtSteps steps;
     steps.pass = std::log(h1 / h0);
     steps.fail = std::log((1.0 - h1) / (1.0 - h0));
-    steps.accept = std::log((1.0 - beta) / alpha);
-    steps.reject = std::log(beta / (1.0 - alpha));
+    steps.alpha = alpha;
+    // Ville's bound, not Wald's approximation ln(beta / (1 - alpha)): under H1 a test rejects
+    // (and the next one starts) with probability at most beta.
+    steps.reject = std::log(beta);
     return steps;
 }
 
@@ -140,7 +175,7 @@ void Controller::reconfigure(TimePoint now, const routing::RouteConfig& route,
         fingerprint_ = std::move(fingerprint);
         reset_evidence(now, "evidence fingerprint changed");
     } else if (old_steps.pass != steps_.pass || old_steps.fail != steps_.fail ||
-               old_steps.accept != steps_.accept) {
+               old_steps.alpha != steps_.alpha) {
         restart_tests(now);
     }
     update_hold_clock(now);
@@ -229,13 +264,21 @@ void Controller::add_to_window(VerdictKind verdict) {
 }
 
 void Controller::update_sequential_tests(bool pass) {
-    const double floor = kSprtFloorFactor * steps_.reject;
-    const double before = flip_llr_;
-    flip_llr_ = std::max(flip_llr_ + (pass ? steps_.pass : steps_.fail), floor);
-    if (before > steps_.reject && flip_llr_ <= steps_.reject) ++sprt_rejections_;
+    // A test that rejected stays visible (status "rejected") until the next verdict, which is
+    // the first of the next test: it starts at 0 and accepts at the next, higher bound.
+    if (flip_llr_ <= steps_.reject) {
+        flip_llr_ = 0.0;
+        ++flip_test_;
+    }
+    flip_llr_ += pass ? steps_.pass : steps_.fail;
+    if (flip_llr_ <= steps_.reject) ++sprt_rejections_;
     // The rollback test swaps the hypotheses: each increment changes sign.
     if (is_watched(state_)) {
-        rollback_llr_ = std::max(rollback_llr_ - (pass ? steps_.pass : steps_.fail), floor);
+        if (rollback_llr_ <= steps_.reject) {
+            rollback_llr_ = 0.0;
+            ++rollback_test_;
+        }
+        rollback_llr_ -= pass ? steps_.pass : steps_.fail;
     }
 }
 
@@ -275,7 +318,7 @@ bool Controller::try_flip(TimePoint now) {
     if (held_by_judge_errors()) return false;
     if (cooldown_until_ && now < *cooldown_until_) return false;
     if (window_.size() < promotion_.min_samples || !above_since_) return false;
-    if (now - *above_since_ < promotion_.hold || flip_llr_ < steps_.accept) return false;
+    if (now - *above_since_ < promotion_.hold || flip_llr_ < flip_accept()) return false;
     if (promotion_.ramp.front() >= 100) {
         transition(now, RouteState::promoted, 0, Trigger::automatic, "sprt accepted");
     } else {
@@ -307,7 +350,7 @@ bool Controller::try_roll_back(TimePoint now) {
         reason = "candidate error rate";
     } else if (held_by_judge_errors()) {
         return false;
-    } else if (rollback_llr_ >= steps_.accept) {
+    } else if (rollback_llr_ >= rollback_accept()) {
         reason = "sequential rollback";
     } else if (verdicts_stopped(now)) {
         reason = "verdicts stopped";
@@ -355,7 +398,7 @@ void Controller::transition(TimePoint now, RouteState to, std::size_t ramp_step,
 }
 
 void Controller::watch_candidate(TimePoint now) {
-    rollback_llr_ = 0.0;
+    start_rollback_test();
     live_.clear();
     live_errors_ = 0;
     step_started_ = now;
@@ -364,12 +407,19 @@ void Controller::watch_candidate(TimePoint now) {
     mirrors_expected_ = 0.0;
 }
 
+void Controller::start_rollback_test() {
+    rollback_llr_ = 0.0;
+    // A rollback test runs only while the candidate is live; each one is the next k.
+    if (is_watched(state_)) ++rollback_test_;
+}
+
 void Controller::restart_flip_evidence() {
     window_.clear();
     window_passes_ = 0;
     recent_.clear();
     recent_errors_ = 0;
     flip_llr_ = 0.0;
+    ++flip_test_;  // a new test, with the next share of the budget
     sprt_rejections_ = 0;
     above_since_.reset();
     evidence_verdicts_ = 0;
@@ -378,6 +428,9 @@ void Controller::restart_flip_evidence() {
 void Controller::reset_evidence(TimePoint now, std::string reason) {
     const Evidence before = evidence();
     restart_flip_evidence();
+    // New evidence about a different candidate (or judge): a new budget of alpha.
+    flip_test_ = 1;
+    rollback_test_ = 0;
     error_run_ = 0;  // the judge may be a different one now
     watch_candidate(now);
     push_event(now, EventKind::evidence_reset, Trigger::config, state_, live_side(),
@@ -387,7 +440,8 @@ void Controller::reset_evidence(TimePoint now, std::string reason) {
 void Controller::restart_tests(TimePoint now) {
     const Evidence before = evidence();
     flip_llr_ = 0.0;
-    rollback_llr_ = 0.0;
+    ++flip_test_;  // new hypotheses, but the budget spent stays spent
+    start_rollback_test();
     sprt_rejections_ = 0;
     push_event(now, EventKind::evidence_reset, Trigger::config, state_, live_side(),
                "test parameters changed", before);
@@ -523,12 +577,15 @@ Status Controller::status() const {
     s.candidate_share = candidate_share();
     s.ramp_step = ramp_step_;
     s.evidence = evidence();
-    s.sprt_decision = flip_llr_ >= steps_.accept   ? SprtDecision::accepted
+    s.sprt_decision = flip_llr_ >= flip_accept()   ? SprtDecision::accepted
                       : flip_llr_ <= steps_.reject ? SprtDecision::rejected
                                                    : SprtDecision::undecided;
-    s.sprt_accept = steps_.accept;
+    s.sprt_accept = flip_accept();
     s.sprt_reject = steps_.reject;
     s.sprt_rejections = sprt_rejections_;
+    s.flip_test = flip_test_;
+    s.rollback_test = rollback_test_;
+    s.rollback_accept = rollback_accept();
     s.window = promotion_.window;
     s.threshold = promotion_.threshold;
     s.rollback_threshold = promotion_.rollback_threshold;
@@ -641,6 +698,8 @@ class Fields {
     Fields(const rapidjson::Value& value, std::string_view what) : value_(value) {
         if (!value.IsObject()) bad_state(what);
     }
+
+    bool has(const char* name) const { return value_.HasMember(name); }
 
     const rapidjson::Value& at(const char* name) const {
         const auto it = value_.FindMember(name);
@@ -799,6 +858,7 @@ struct ControllerJson {
         write_bits(w, "window", c.window_);
         write_bits(w, "recent_errors", c.recent_);
         write_double(w, "flip_llr", c.flip_llr_);
+        write_uint(w, "flip_test", c.flip_test_);
         write_uint(w, "sprt_rejections", c.sprt_rejections_);
         write_time(w, "above_since", c.above_since_);
         write_uint(w, "error_run", c.error_run_);
@@ -821,6 +881,7 @@ struct ControllerJson {
 
     static void write_watch(JsonWriter& w, const Controller& c) {
         write_double(w, "rollback_llr", c.rollback_llr_);
+        write_uint(w, "rollback_test", c.rollback_test_);
         write_bits(w, "live_errors", c.live_);
         write_time(w, "step_started", c.step_started_);
         write_uint(w, "step_samples", c.step_samples_);
@@ -835,6 +896,32 @@ struct ControllerJson {
         c.step_samples_ = f.u32("step_samples");
         c.stall_anchor_ = f.time("stall_anchor");
         c.mirrors_expected_ = f.number("mirrors_expected");
+    }
+
+    /// The spent budget. Absent (a state saved before it existed): the most tests the verdicts
+    /// seen could have run, never fewer than ran (see from_json).
+    static void read_test_counters(const Fields& f, Controller& c) {
+        if (f.has("flip_test")) {
+            c.flip_test_ = f.u64("flip_test");
+            if (c.flip_test_ == 0) bad_state("flip_test");
+        } else {
+            c.flip_test_ = 1 + c.total_verdicts_ / fewest_to_reject(c.steps_.reject, c.steps_.fail);
+        }
+        if (f.has("rollback_test")) {
+            c.rollback_test_ = f.u64("rollback_test");
+            if (c.rollback_test_ == 0 && is_watched(c.state_)) bad_state("rollback_test");
+        } else {
+            c.rollback_test_ =
+                (is_watched(c.state_) ? 1 : 0) +
+                c.total_verdicts_ / fewest_to_reject(c.steps_.reject, -c.steps_.pass);
+        }
+    }
+
+    /// Verdicts of the given (negative) increment that take a test from 0 to `reject`.
+    static std::uint64_t fewest_to_reject(double reject, double step) {
+        if (!(step < 0.0)) return 1;
+        const double n = std::ceil(reject / step);
+        return n >= 1.0 && n < 1e12 ? static_cast<std::uint64_t>(n) : 1;
     }
 
     static void read_events(const Fields& f, Controller& c) {
@@ -882,6 +969,7 @@ Controller Controller::from_json(std::string_view json, const routing::RouteConf
     ControllerJson::read_serving(root, c);
     ControllerJson::read_evidence_state(root, c);
     ControllerJson::read_watch(root, c);
+    ControllerJson::read_test_counters(root, c);
     ControllerJson::read_events(root, c);
     // Before reconfigure: the unsaved verdicts were judged under the saved configuration.
     c.replay_unsaved(log);

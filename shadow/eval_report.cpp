@@ -771,8 +771,10 @@ SprtResult run_sprt(const std::vector<PairRecord>& records, const EvalParams& pa
     const double pass_step = std::log(h1 / h0);
     const double fail_step = std::log((1.0 - h1) / (1.0 - h0));
     SprtResult result;
-    result.accept = std::log((1.0 - beta) / alpha);
-    result.reject = std::log(beta / (1.0 - alpha));
+    // The gateway's first flip test exactly (Controller: Ville's bounds, k = 1), so "switch"
+    // here means the live route, fed the same verdicts, would flip on the first test too.
+    result.accept = accept_bound(alpha, 1);
+    result.reject = std::log(beta);
     for (const auto& record : records) {
         if (record.verdict == VerdictKind::error) continue;
         result.llr += record.verdict == VerdictKind::pass ? pass_step : fail_step;

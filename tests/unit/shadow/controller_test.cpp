@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <numbers>
 #include <ostream>
 #include <random>
 #include <stdexcept>
@@ -32,7 +33,13 @@ using routing::PromotionMode;
 const TimePoint kT0 = TimePoint{} + 1'700'000'000s;
 const double kPassStep = std::log(0.90 / 0.85);
 const double kFailStep = std::log(0.10 / 0.15);
-const double kAccept = std::log(0.95 / 0.05);
+// The k-th test accepts at ln(pi^2 k^2 / (6 alpha)) and rejects at ln(alpha) (alpha = 0.05).
+double accept_at(std::uint64_t k) {
+    const double kk = static_cast<double>(k);
+    return std::log(std::numbers::pi * std::numbers::pi * kk * kk / (6 * 0.05));
+}
+const double kAccept = accept_at(1);
+const double kReject = std::log(0.05);
 
 /// The contract's example route with mode auto and hold 0s unless a test says otherwise.
 routing::RouteConfig make_route() {
@@ -104,9 +111,9 @@ class Script {
     }
     std::vector<TransitionEvent> take() { return controller_.take_events(); }
 
-    /// Flips a fresh route with hold 0s: 52 straight passes.
+    /// Flips a fresh route with hold 0s: 62 straight passes.
     void flip() {
-        passes(52);
+        passes(62);
         ASSERT_EQ(state(), RouteState::promoted);
         take();
     }
@@ -120,19 +127,47 @@ class Script {
 // ---------------------------------------------------------------------------------------------
 // The flip test
 
+// Ville's bounds, not Wald's ln(19): the first test accepts at ln(pi^2 / (6 x 0.05)) = ln 32.9,
+// every test rejects at ln 0.05 = -ln 20.
 TEST(ControllerFlip, SprtBoundsFollowConfidence) {
     const Status s = Script().status();
-    EXPECT_NEAR(s.sprt_accept, std::log(19.0), 1e-9);
-    EXPECT_NEAR(s.sprt_reject, -std::log(19.0), 1e-9);
+    EXPECT_NEAR(s.sprt_accept, std::log(32.898681336964528), 1e-9);
+    EXPECT_NEAR(s.sprt_reject, -std::log(20.0), 1e-9);
+    EXPECT_EQ(s.flip_test, 1u);
+    EXPECT_EQ(s.rollback_test, 0u);
+    EXPECT_NEAR(s.rollback_accept, s.sprt_accept, 1e-12);
     EXPECT_EQ(s.sprt_decision, SprtDecision::undecided);
 }
 
-TEST(ControllerFlip, SprtAcceptsAtExactly52StraightPasses) {
+TEST(ControllerFlip, TestBudgetsSumToAlpha) {
+    double spent = 0.0;
+    for (std::uint64_t k = 1; k <= 1000; ++k) {
+        spent += test_budget(0.05, k);
+        EXPECT_NEAR(accept_bound(0.05, k), accept_at(k), 1e-9) << k;
+        if (k == 1 || k == 2 || k == 10 || k == 1000) {
+            // What is left for the later tests: an upper bound, and a tight one.
+            EXPECT_GE(budget_after(0.05, k), 0.05 - spent - 1e-15) << k;
+            EXPECT_NEAR(budget_after(0.05, k), 0.05 - spent, 1e-7 * (0.05 - spent)) << k;
+        }
+    }
+    EXPECT_NEAR(test_budget(0.05, 1), 0.3 / (std::numbers::pi * std::numbers::pi), 1e-15);
+    EXPECT_NEAR(budget_after(0.05, 0), 0.05, 1e-7 * 0.05);
+    EXPECT_LT(spent, 0.05);
+}
+
+TEST(ControllerFlip, GuaranteeLine) {
+    EXPECT_EQ(guarantee(make_route().promotion),
+              "false switch at most 5% at any horizon (pass rate <= 0.85), false rollback at "
+              "most 5% (>= 0.9)");
+}
+
+TEST(ControllerFlip, SprtAcceptsAtExactly62StraightPasses) {
+    EXPECT_EQ(std::ceil(kAccept / kPassStep), 62.0);
     Script s;
-    s.passes(51);
+    s.passes(61);
     EXPECT_EQ(s.state(), RouteState::shadowing);
     EXPECT_EQ(s.status().sprt_decision, SprtDecision::undecided);
-    EXPECT_NEAR(s.status().evidence.sprt_llr, 51 * kPassStep, 1e-9);
+    EXPECT_NEAR(s.status().evidence.sprt_llr, 61 * kPassStep, 1e-9);
     EXPECT_LT(s.status().evidence.sprt_llr, kAccept);
     EXPECT_TRUE(s.take().empty());
 
@@ -150,14 +185,15 @@ TEST(ControllerFlip, SprtAcceptsAtExactly52StraightPasses) {
     EXPECT_EQ(e.from_side, Side::primary);
     EXPECT_EQ(e.to_side, Side::candidate);
     EXPECT_EQ(e.reason, "sprt accepted");
-    EXPECT_EQ(e.evidence.samples, 52u);
+    EXPECT_EQ(e.evidence.samples, 62u);
     EXPECT_EQ(e.evidence.pass_rate, 1.0);
-    EXPECT_NEAR(e.evidence.sprt_llr, 52 * kPassStep, 1e-9);
+    EXPECT_NEAR(e.evidence.sprt_llr, 62 * kPassStep, 1e-9);
     EXPECT_GE(e.evidence.sprt_llr, kAccept);
-    EXPECT_NEAR(e.evidence.wilson_lower, wilson_lower_bound(52, 52), 1e-12);
+    EXPECT_NEAR(e.evidence.wilson_lower, wilson_lower_bound(62, 62), 1e-12);
 }
 
 TEST(ControllerFlip, SprtRejectsAtExactly8StraightFails) {
+    EXPECT_EQ(std::ceil(kReject / kFailStep), 8.0);
     Script s;
     s.fails(7);
     EXPECT_EQ(s.status().sprt_decision, SprtDecision::undecided);
@@ -167,20 +203,44 @@ TEST(ControllerFlip, SprtRejectsAtExactly8StraightFails) {
     s.fails(1);
     EXPECT_EQ(s.status().sprt_decision, SprtDecision::rejected);
     EXPECT_EQ(s.status().sprt_rejections, 1u);
+    EXPECT_EQ(s.status().flip_test, 1u);  // the rejected test stays visible until the next verdict
     EXPECT_NEAR(s.status().evidence.sprt_llr, 8 * kFailStep, 1e-9);
     EXPECT_EQ(s.state(), RouteState::shadowing);
+
+    s.fails(1);  // the first verdict of the second test
+    EXPECT_EQ(s.status().flip_test, 2u);
+    EXPECT_EQ(s.status().sprt_decision, SprtDecision::undecided);
+    EXPECT_NEAR(s.status().evidence.sprt_llr, kFailStep, 1e-9);
+    EXPECT_NEAR(s.status().sprt_accept, accept_at(2), 1e-12);
 }
 
-TEST(ControllerFlip, RejectionFloorsTheStatisticInsteadOfRestartingIt) {
+// After a rejection the next test starts at 0 with a smaller share of the budget: from zero,
+// ceil(ln(pi^2 4 / 0.3) / ln(0.90/0.85)) = 86 passes, not the first test's 62.
+TEST(ControllerFlip, RejectionStartsTheNextTestWithAHigherBound) {
+    EXPECT_EQ(std::ceil(accept_at(2) / kPassStep), 86.0);
+    Script s;
+    s.fails(8);
+    s.passes(85);  // 85 of 93 = 91%: the window and min_samples hold; the second test does not
+    EXPECT_EQ(s.state(), RouteState::shadowing);
+    EXPECT_EQ(s.status().flip_test, 2u);
+    EXPECT_NEAR(s.status().evidence.sprt_llr, 85 * kPassStep, 1e-9);
+    EXPECT_EQ(s.status().sprt_decision, SprtDecision::undecided);
+    s.passes(1);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    EXPECT_NEAR(s.take().at(0).evidence.sprt_llr, 86 * kPassStep, 1e-9);
+}
+
+// 30 fails: rejections at the 8th, 16th and 24th, the fourth test at 6 fails; from there
+// ceil((ln(pi^2 16 / 0.3) - 6 ln(0.1/0.15)) / ln(0.9/0.85)) = 153 passes.
+TEST(ControllerFlip, EachRejectionSpendsMoreOfTheBudget) {
     Script s;
     s.fails(30);
-    const Status rejected = s.status();
-    EXPECT_EQ(rejected.evidence.sprt_llr, kSprtFloorFactor * rejected.sprt_reject);
-    EXPECT_EQ(rejected.sprt_rejections, 1u);
-
-    // From the floor (2 x -ln 19) to ln 19 takes ceil(3 ln 19 / ln(0.90/0.85)) = 155 passes,
-    // where a restart at 0 would have flipped after 52.
-    s.passes(154);
+    EXPECT_EQ(s.status().sprt_rejections, 3u);
+    EXPECT_EQ(s.status().flip_test, 4u);
+    EXPECT_NEAR(s.status().evidence.sprt_llr, 6 * kFailStep, 1e-9);
+    const double needed = std::ceil((accept_at(4) - 6 * kFailStep) / kPassStep);
+    EXPECT_EQ(needed, 153.0);
+    s.passes(152);
     EXPECT_EQ(s.state(), RouteState::shadowing);
     EXPECT_EQ(s.status().evidence.pass_rate, 1.0);
     s.passes(1);
@@ -203,7 +263,7 @@ TEST(ControllerFlip, HoldRespectedAtFullPassRate) {
     auto route = make_route();
     route.promotion.hold = 10min;
     Script s(route);
-    s.passes(60);  // one a second: min_samples reached at the 50th, kT0 + 50s
+    s.passes(62);  // one a second: min_samples reached at the 50th, kT0 + 50s; SPRT at the 62nd
     EXPECT_EQ(s.status().above_threshold_since, kT0 + 50s);
     EXPECT_EQ(s.status().sprt_decision, SprtDecision::accepted);
     s.tick_until(kT0 + 649s);
@@ -269,12 +329,14 @@ TEST(ControllerFlip, ModeShadowJudgesButNeverFlips) {
 // ---------------------------------------------------------------------------------------------
 // Rollback
 
-TEST(ControllerRollback, SequentialTestRollsBackAfter8StraightFails) {
+TEST(ControllerRollback, SequentialTestRollsBackAfter9StraightFails) {
+    EXPECT_EQ(std::ceil(kAccept / -kFailStep), 9.0);
     Script s;
     s.flip();
-    s.fails(7);
+    EXPECT_EQ(s.status().rollback_test, 1u);
+    s.fails(8);
     EXPECT_EQ(s.state(), RouteState::promoted);
-    EXPECT_NEAR(s.status().evidence.rollback_llr, -7 * kFailStep, 1e-9);
+    EXPECT_NEAR(s.status().evidence.rollback_llr, -8 * kFailStep, 1e-9);
     s.fails(1);
     EXPECT_EQ(s.state(), RouteState::rolled_back);
     EXPECT_EQ(s.c().candidate_share(), 0.0);
@@ -286,7 +348,7 @@ TEST(ControllerRollback, SequentialTestRollsBackAfter8StraightFails) {
     EXPECT_EQ(events[0].from_side, Side::candidate);
     EXPECT_EQ(events[0].to_side, Side::primary);
     EXPECT_EQ(events[0].reason, "sequential rollback");
-    EXPECT_NEAR(events[0].evidence.rollback_llr, -8 * kFailStep, 1e-9);
+    EXPECT_NEAR(events[0].evidence.rollback_llr, -9 * kFailStep, 1e-9);
     // The flip evidence restarts at the rollback.
     const Status st = s.status();
     EXPECT_EQ(st.evidence.samples, 0u);
@@ -301,7 +363,27 @@ TEST(ControllerRollback, RollbackTestRestartsAtTheFlip) {
     while (s.state() == RouteState::shadowing) s.passes(1);
     ASSERT_EQ(s.state(), RouteState::promoted);
     EXPECT_EQ(s.status().evidence.rollback_llr, 0.0);
-    s.fails(7);
+    s.fails(8);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    s.fails(1);
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
+}
+
+// The rollback test rejects after 53 straight passes (ln 20 / ln(0.90/0.85)) and the next one
+// needs ceil(ln(pi^2 4 / 0.3) / ln(0.15/0.10)) = 13 straight fails, not 9.
+TEST(ControllerRollback, RejectionStartsTheNextRollbackTestWithAHigherBound) {
+    EXPECT_EQ(std::ceil(kReject / -kPassStep), 53.0);
+    EXPECT_EQ(std::ceil(accept_at(2) / -kFailStep), 13.0);
+    Script s;
+    s.flip();
+    s.passes(52);
+    EXPECT_EQ(s.status().rollback_test, 1u);
+    EXPECT_GT(s.status().evidence.rollback_llr, kReject);
+    s.passes(1);
+    EXPECT_LE(s.status().evidence.rollback_llr, kReject);
+    s.fails(12);
+    EXPECT_EQ(s.status().rollback_test, 2u);
+    EXPECT_NEAR(s.status().rollback_accept, accept_at(2), 1e-12);
     EXPECT_EQ(s.state(), RouteState::promoted);
     s.fails(1);
     EXPECT_EQ(s.state(), RouteState::rolled_back);
@@ -353,7 +435,7 @@ TEST(ControllerRollback, VerdictsStoppedForLongerThanHold) {
     auto route = make_route();
     route.promotion.hold = 10min;
     Script s(route);
-    s.passes(60);
+    s.passes(62);
     s.tick_until(kT0 + 650s);
     ASSERT_EQ(s.state(), RouteState::promoted);
     const TimePoint flip = s.now();
@@ -396,7 +478,7 @@ TEST(ControllerRollback, QuietTrafficIsNotVerdictsStopping) {
 TEST(ControllerRollback, CooldownBlocksTheNextFlipThenEvidenceRebuilds) {
     Script s;
     s.flip();
-    s.fails(8);
+    s.fails(9);
     ASSERT_EQ(s.state(), RouteState::rolled_back);
     const TimePoint rolled = s.now();
     s.take();
@@ -418,12 +500,20 @@ TEST(ControllerRollback, EvidenceAfterRollbackStartsFromZero) {
     route.promotion.cooldown = 0s;
     Script s(route);
     s.flip();
-    s.fails(8);
+    s.fails(9);
     ASSERT_EQ(s.state(), RouteState::rolled_back);
-    s.passes(51);
+    // The flip test after a rollback is the next test (k = 2): 86 passes, not 62.
+    EXPECT_EQ(s.status().flip_test, 2u);
+    s.passes(85);
     EXPECT_EQ(s.state(), RouteState::rolled_back);
     s.passes(1);
     EXPECT_EQ(s.state(), RouteState::promoted);
+    // And the rollback test of the second watch is the second rollback test.
+    EXPECT_EQ(s.status().rollback_test, 2u);
+    s.fails(12);
+    EXPECT_EQ(s.state(), RouteState::promoted);
+    s.fails(1);
+    EXPECT_EQ(s.state(), RouteState::rolled_back);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,7 +523,7 @@ TEST(ControllerRamp, StepsNeedTimeAndSamples) {
     auto route = make_route();
     route.promotion.ramp = {10, 50, 100};
     Script s(route);
-    s.passes(52);
+    s.passes(62);
     ASSERT_EQ(s.state(), RouteState::ramping);
     const TimePoint flip = s.now();
     EXPECT_EQ(s.c().candidate_share(), 0.10);
@@ -470,9 +560,11 @@ TEST(ControllerRamp, RollbackWhileRamping) {
     auto route = make_route();
     route.promotion.ramp = {10, 50, 100};
     Script s(route);
-    s.passes(52);
+    s.passes(62);
     ASSERT_EQ(s.state(), RouteState::ramping);
     s.fails(8);
+    EXPECT_EQ(s.state(), RouteState::ramping);
+    s.fails(1);
     EXPECT_EQ(s.state(), RouteState::rolled_back);
     EXPECT_EQ(s.c().candidate_share(), 0.0);
 }
@@ -483,7 +575,7 @@ TEST(ControllerRamp, MirrorPolicyFollowsTheServingSide) {
     Script s(route);
     EXPECT_EQ(s.c().mirror_rate(), 0.1);
     EXPECT_EQ(s.c().mirror_target(Side::primary), Side::candidate);
-    s.passes(52);
+    s.passes(62);
     ASSERT_EQ(s.state(), RouteState::ramping);
     EXPECT_EQ(s.c().mirror_rate(), 0.1);
     EXPECT_EQ(s.c().mirror_target(Side::candidate), Side::primary);
@@ -500,7 +592,7 @@ TEST(ControllerJudgeErrors, RunOfFiveHoldsAFlip) {
     auto route = make_route();
     route.promotion.hold = 10min;
     Script s(route);
-    s.passes(60);  // would flip at kT0 + 650s
+    s.passes(62);  // would flip at kT0 + 650s
     s.errors(kJudgeErrorHoldRun);
     EXPECT_TRUE(s.status().held_by_judge_errors);
     s.tick_until(kT0 + 2h, 1min);
@@ -513,7 +605,7 @@ TEST(ControllerJudgeErrors, RunOfFourDoesNotHold) {
     auto route = make_route();
     route.promotion.hold = 10min;
     Script s(route);
-    s.passes(60);
+    s.passes(62);
     s.errors(kJudgeErrorHoldRun - 1);
     EXPECT_FALSE(s.status().held_by_judge_errors);
     s.tick_until(kT0 + 650s);
@@ -524,7 +616,7 @@ TEST(ControllerJudgeErrors, RunHoldsARampStepAndStallRollback) {
     auto route = make_route();
     route.promotion.ramp = {10, 100};
     Script s(route);
-    s.passes(52);
+    s.passes(62);
     const TimePoint flip = s.now();
     s.passes(50);
     s.errors(5);
@@ -662,7 +754,9 @@ TEST(ControllerModes, ManualPinOutlivesAModeChangeToShadow) {
 
 TEST(ControllerEvidence, FingerprintChangeStartsTheEvidenceAfresh) {
     Script s;
+    s.fails(8);  // one rejection: the second test runs
     s.passes(51);
+    ASSERT_EQ(s.status().flip_test, 2u);
     s.c().reconfigure(s.now(), make_route(), "fp-2");
     const auto events = s.take();
     ASSERT_EQ(events.size(), 1u);
@@ -670,14 +764,15 @@ TEST(ControllerEvidence, FingerprintChangeStartsTheEvidenceAfresh) {
     EXPECT_EQ(events[0].trigger, Trigger::config);
     EXPECT_EQ(events[0].reason, "evidence fingerprint changed");
     EXPECT_EQ(events[0].from, events[0].to);
-    EXPECT_EQ(events[0].evidence.samples, 51u);  // what was discarded
+    EXPECT_EQ(events[0].evidence.samples, 59u);  // what was discarded
     const Status st = s.status();
     EXPECT_EQ(st.fingerprint, "fp-2");
     EXPECT_EQ(st.evidence.samples, 0u);
     EXPECT_EQ(st.evidence.sprt_llr, 0.0);
     EXPECT_EQ(st.evidence_verdicts, 0u);
-    EXPECT_EQ(st.total_verdicts, 51u);
-    s.passes(51);
+    EXPECT_EQ(st.total_verdicts, 59u);
+    EXPECT_EQ(st.flip_test, 1u);  // a different candidate: a new budget
+    s.passes(61);
     EXPECT_EQ(s.state(), RouteState::shadowing);
     s.passes(1);
     EXPECT_EQ(s.state(), RouteState::promoted);
@@ -685,7 +780,7 @@ TEST(ControllerEvidence, FingerprintChangeStartsTheEvidenceAfresh) {
 
 TEST(ControllerEvidence, SameFingerprintKeepsTheEvidence) {
     Script s;
-    s.passes(51);
+    s.passes(61);
     auto route = make_route();
     route.shadow.sample_rate = 0.5;
     route.promotion.cooldown = 2h;
@@ -703,7 +798,8 @@ TEST(ControllerEvidence, FingerprintChangeKeepsTheServingState) {
     s.c().reconfigure(s.now(), make_route(), "fp-2");
     EXPECT_EQ(s.state(), RouteState::promoted);
     EXPECT_EQ(s.status().evidence.rollback_llr, 0.0);
-    s.fails(7);  // the new candidate's own rollback test, from 0
+    EXPECT_EQ(s.status().rollback_test, 1u);
+    s.fails(8);  // the new candidate's own rollback test, from 0
     EXPECT_EQ(s.state(), RouteState::promoted);
     s.fails(1);
     EXPECT_EQ(s.state(), RouteState::rolled_back);
@@ -719,6 +815,7 @@ TEST(ControllerEvidence, ChangedHypothesesRestartTheSequentialTests) {
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].reason, "test parameters changed");
     EXPECT_EQ(s.status().evidence.sprt_llr, 0.0);
+    EXPECT_EQ(s.status().flip_test, 2u);          // new hypotheses; the budget spent stays spent
     EXPECT_EQ(s.status().evidence.samples, 40u);  // the window is still good evidence
 }
 
@@ -806,7 +903,7 @@ TEST(ControllerPersistence, RestartMidRunGivesIdenticalDecisions) {
 
 TEST(ControllerPersistence, QueuedEventsSurviveARestart) {
     Script s;
-    s.passes(52);
+    s.passes(62);
     const std::string saved = s.c().to_json();
     auto restored = Controller::from_json(saved, make_route(), "fp-1", s.now());
     EXPECT_EQ(restored.take_events(), s.take());
@@ -826,6 +923,58 @@ TEST(ControllerPersistence, ConfigChangedWhileDownAppliesOnRestore) {
     EXPECT_EQ(restored.candidate_share(), 0.0);
 }
 
+// The spent budget is durable: a restart must not hand out a fresh alpha.
+TEST(ControllerPersistence, SpentBudgetSurvivesARestart) {
+    Script s;
+    s.fails(17);  // two rejections: the third flip test runs
+    ASSERT_EQ(s.status().flip_test, 3u);
+    const std::string saved = s.c().to_json();
+    EXPECT_NE(saved.find(R"("flip_test":3)"), std::string::npos) << saved;
+    EXPECT_NE(saved.find(R"("rollback_test":0)"), std::string::npos) << saved;
+    const auto restored = Controller::from_json(saved, make_route(), "fp-1", s.now());
+    EXPECT_EQ(restored.status(), s.status());
+
+    Script t;
+    t.flip();
+    t.passes(54);  // the first rollback test rejected, the second runs
+    ASSERT_EQ(t.status().rollback_test, 2u);
+    const auto watched = Controller::from_json(t.c().to_json(), make_route(), "fp-1", t.now());
+    EXPECT_EQ(watched.status().rollback_test, 2u);
+    EXPECT_EQ(watched.status(), t.status());
+}
+
+// A state saved before the counters existed: each starts at 1 + total_verdicts / (the fewest
+// verdicts a rejection takes: 8 fails, 53 passes), at least the rejections there could have been.
+TEST(ControllerPersistence, OldStateWithoutTestCountersRestoresConservatively) {
+    const auto strip = [](std::string json, const std::string& field) {
+        const auto at = json.find("\"" + field + "\":");
+        EXPECT_NE(at, std::string::npos) << field;
+        const auto end = json.find(',', at);
+        json.erase(at, end - at + 1);
+        return json;
+    };
+    Script s;
+    s.passes(300);  // promoted after 62; 238 verdicts into the first rollback test's watch
+    s.fails(5);
+    ASSERT_EQ(s.state(), RouteState::promoted);
+    const std::string old = strip(strip(s.c().to_json(), "flip_test"), "rollback_test");
+    EXPECT_EQ(old.find("flip_test"), std::string::npos);
+    const auto restored = Controller::from_json(old, make_route(), "fp-1", s.now());
+    EXPECT_EQ(restored.status().flip_test, 1u + 305u / 8u);
+    EXPECT_EQ(restored.status().rollback_test, 1u + 305u / 53u);
+    EXPECT_GE(restored.status().flip_test, s.status().flip_test);
+    EXPECT_GE(restored.status().rollback_test, s.status().rollback_test);
+    EXPECT_NEAR(restored.status().sprt_accept, accept_at(39), 1e-12);
+
+    Script quiet;  // shadowing: no rollback test has run
+    quiet.fails(20);
+    const auto shadowing =
+        Controller::from_json(strip(strip(quiet.c().to_json(), "flip_test"), "rollback_test"),
+                              make_route(), "fp-1", quiet.now());
+    EXPECT_EQ(shadowing.status().flip_test, 1u + 20u / 8u);
+    EXPECT_EQ(shadowing.status().rollback_test, 0u);
+}
+
 TEST(ControllerPersistence, BadStateIsRejected) {
     const auto route = make_route();
     for (const char* text : {"", "not json", "[]", "{}", R"({"version": 2})"}) {
@@ -834,15 +983,18 @@ TEST(ControllerPersistence, BadStateIsRejected) {
     std::string json = Script().c().to_json();
     json.replace(json.find("\"shadowing\""), 11, "\"flying\"");
     EXPECT_THROW(Controller::from_json(json, route, "fp", kT0), std::invalid_argument);
+    std::string zero = Script().c().to_json();
+    zero.replace(zero.find(R"("flip_test":1)"), 13, R"("flip_test":0)");
+    EXPECT_THROW(Controller::from_json(zero, route, "fp", kT0), std::invalid_argument);
 }
 
 TEST(ControllerPersistence, EventJsonCarriesTheNumbers) {
     Script s;
-    s.passes(52);
+    s.passes(62);
     const std::string json = to_json(s.take().at(0));
-    EXPECT_NE(json.find(R"("time":"2023-11-14T22:14:12.000Z")"), std::string::npos) << json;
+    EXPECT_NE(json.find(R"("time":"2023-11-14T22:14:22.000Z")"), std::string::npos) << json;
     EXPECT_NE(json.find(R"("reason":"sprt accepted")"), std::string::npos) << json;
-    EXPECT_NE(json.find(R"("samples":52)"), std::string::npos) << json;
+    EXPECT_NE(json.find(R"("samples":62)"), std::string::npos) << json;
     EXPECT_NE(json.find(R"("to_side":"candidate")"), std::string::npos) << json;
 }
 
