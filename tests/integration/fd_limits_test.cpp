@@ -39,37 +39,22 @@ std::size_t open_descriptors(pid_t pid) {
     return count;
 }
 
-/// A gateway started under a given RLIMIT_NOFILE (GatewayProcess has no such option); its
-/// provider is a closed port: these tests never reach an upstream.
+/// A gateway started under a given RLIMIT_NOFILE; its provider is a closed port: these tests
+/// never reach an upstream.
 class LimitedGateway {
   public:
     ::testing::AssertionResult start(std::optional<std::pair<std::uint64_t, std::uint64_t>> nofile,
                                      const std::function<void(GatewayConfig&)>& tweak = {}) {
         GatewayConfig config =
             GatewayConfig::for_simulator("http://127.0.0.1:" + std::to_string(closed_.port()));
-        config.state_path(dir_.path() + "/state");
         if (tweak) tweak(config);
-        ProcessOptions p;
-        p.argv = {TURNOUT_BIN, "serve", "--config", dir_.write_file("turnout.yaml", config.yaml()),
-                  "--threads", "2"};
-        p.env = {{GatewayConfig::kSimKeyEnv, GatewayConfig::kSimKey}};
-        p.cwd = dir_.path();
-        p.max_open_files = nofile;
-        process_ = std::make_unique<ChildProcess>(p);
-        std::optional<std::uint16_t> api;
-        std::optional<std::uint16_t> admin;
-        auto line = process_->wait_for_line(
-            [&](const std::string& l) {
-                if (!api) api = listening_port(l, "api");
-                if (!admin) admin = listening_port(l, "admin");
-                return api && admin;
-            },
-            kWait);
-        if (!line) {
-            return ::testing::AssertionFailure() << "no listening lines:\n" << process_->output();
-        }
-        api_port_ = *api;
-        admin_port_ = *admin;
+        GatewayOptions options;
+        options.yaml = config.yaml();
+        options.max_open_files = nofile;
+        gateway_ = std::make_unique<GatewayProcess>(options);
+        if (auto started = gateway_->start(); !started) return started;
+        api_port_ = gateway_->api_port();
+        admin_port_ = gateway_->admin_port();
         return ::testing::AssertionSuccess();
     }
 
@@ -124,17 +109,18 @@ class LimitedGateway {
 
     std::size_t log_count(const std::regex& pattern) const {
         std::size_t n = 0;
-        for (const auto& line : process_->lines()) n += std::regex_search(line, pattern) ? 1 : 0;
+        for (const auto& line : gateway_->log_lines()) {
+            n += std::regex_search(line, pattern) ? 1 : 0;
+        }
         return n;
     }
 
-    pid_t pid() const { return process_->pid(); }
-    ChildProcess& process() { return *process_; }
+    pid_t pid() { return gateway_->process().pid(); }
+    ChildProcess& process() { return gateway_->process(); }
 
   private:
-    TempDir dir_;
     ClosedPort closed_;
-    std::unique_ptr<ChildProcess> process_;
+    std::unique_ptr<GatewayProcess> gateway_;
     std::vector<std::unique_ptr<RawConnection>> clients_;
     std::uint16_t api_port_ = 0;
     std::uint16_t admin_port_ = 0;

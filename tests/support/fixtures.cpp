@@ -554,6 +554,7 @@ std::string GatewayProcess::with_state_path(std::string yaml) const {
     p.env = options_.env;
     p.unset_env = options_.unset_env;
     p.cwd = dir_.path();
+    p.max_open_files = options_.max_open_files;
     process_ = std::make_unique<ChildProcess>(p);
     std::optional<std::uint16_t> api;
     std::optional<std::uint16_t> admin;

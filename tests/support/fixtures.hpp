@@ -265,6 +265,8 @@ struct GatewayOptions {
     std::vector<std::string> unset_env;
     int threads = 2;
     Millis start_timeout{15000};
+    /// RLIMIT_NOFILE (soft, hard) for the gateway; nullopt = inherit.
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> max_open_files = {};
 };
 
 /// `turnout serve --config FILE --threads N`; the api and admin ports are parsed from the
