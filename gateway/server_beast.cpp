@@ -363,12 +363,15 @@ void start_listeners(std::vector<std::unique_ptr<Worker>>& workers, const Config
     log_listening("admin", first.admin_acceptor->local_endpoint());
 }
 
+constexpr std::string_view kEmbeddedConfigReload =
+    "the configuration is embedded (demo): nothing to reload";
+
 /// Re-reads the config file; a bad one is rejected with the same errors as `turnout check`
 /// and the running config stays. Runs on the control thread only.
 ReloadOutcome reload_config(Shared& shared, std::vector<std::unique_ptr<Worker>>& workers) {
     ReloadOutcome outcome;
     if (shared.config_path.empty()) {
-        outcome.errors.push_back("the configuration is embedded (demo): nothing to reload");
+        outcome.errors.emplace_back(kEmbeddedConfigReload);
     } else {
         auto loaded =
             routing::load_config_file(shared.config_path, routing::EnvPolicy::require);
