@@ -94,10 +94,9 @@ constexpr std::uint64_t kNoIndex = std::numeric_limits<std::uint64_t>::max();
 /// Upstream answers and already-checked client bodies: depth bounded, duplicate keys tolerated
 /// (the session refuses them in client requests before any translation).
 bool parse_untrusted(Document& doc, std::string_view text) {
-    routing::JsonInputOptions options;
-    options.max_depth = kMaxDepth;
-    options.reject_duplicate_keys = false;
-    return static_cast<bool>(routing::parse_json_input(text, doc, options));
+    constexpr routing::JsonInputOptions kOptions{.max_depth = kMaxDepth,
+                                                 .reject_duplicate_keys = false};
+    return static_cast<bool>(routing::parse_json_input(text, doc, kOptions));
 }
 
 std::string_view view(const Value& string) {

@@ -176,14 +176,17 @@ const routing::RouteConfig& find_route(const routing::Config& config, const Eval
 }
 
 std::string judge_template(const routing::RouteConfig& route) {
-    if (route.judge.prompt_file.empty()) return std::string(shadow::builtin_judge_template());
-    auto text = read_text(route.judge.prompt_file);
-    if (!text) throw EvalError("cannot read judge.prompt_file " + route.judge.prompt_file);
-    const auto problems = shadow::check_judge_template(*text);
+    std::string text;
+    try {
+        text = shadow::load_judge_template(route.judge);
+    } catch (const std::runtime_error& e) {
+        throw EvalError(e.what());
+    }
+    const auto problems = shadow::check_judge_template(text);
     if (!problems.empty()) {
         throw EvalError("judge.prompt_file " + route.judge.prompt_file + ": " + problems.front());
     }
-    return std::move(*text);
+    return text;
 }
 
 struct Prompts {

@@ -36,7 +36,7 @@ constexpr std::size_t kMaxSseEvent = 4u << 20;
 // Longer request targets get 414, as with nginx's default large_client_header_buffers.
 constexpr std::size_t kMaxTargetBytes = 8 * 1024;
 // Upstream answers are read for usage only: depth bounded, duplicate keys tolerated.
-const routing::JsonInputOptions kUpstreamJson{routing::kMaxJsonDepth, false, false, false};
+constexpr routing::JsonInputOptions kUpstreamJson{.reject_duplicate_keys = false};
 // A sampled pair bigger than this is skipped (and counted): the queue must stay bounded.
 constexpr std::size_t kMaxShadowBytes = 1u << 20;
 
@@ -345,16 +345,22 @@ asio::awaitable<bool> Session::serve_one() {
         finish_request(record);
         co_return keep && keep_alive();
     }
-    /// Counts the request in flight for its whole life, whatever way it ends.
+    /// Counts the request in flight (the high-water mark, the gauge) for its whole life,
+    /// whatever way it ends.
     struct InflightGuard {
-        Shared& shared;
-        std::int64_t count = shared.inflight.fetch_add(1, std::memory_order_relaxed) + 1;
+        explicit InflightGuard(Shared& s)
+            : shared(s), count(s.inflight.fetch_add(1, std::memory_order_relaxed) + 1) {
+            if (shared.metrics != nullptr) shared.metrics->inflight_add(1);
+        }
         ~InflightGuard() {
             shared.inflight.fetch_sub(1, std::memory_order_relaxed);
             if (shared.metrics != nullptr) shared.metrics->inflight_add(-1);
         }
+        InflightGuard(const InflightGuard&) = delete;
+        InflightGuard& operator=(const InflightGuard&) = delete;
+        Shared& shared;
+        const std::int64_t count;
     } inflight{worker_.shared};
-    if (worker_.shared.metrics != nullptr) worker_.shared.metrics->inflight_add(1);
     bool keep = false;
     if (inflight.count > inflight_limit()) {
         // The high-water mark: a fast, retryable refusal rather than a queue that grows. One

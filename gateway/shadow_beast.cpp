@@ -5,8 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <rapidjson/document.h>
@@ -20,7 +18,6 @@
 #include "gateway/shadow_runtime.hpp"
 #include "gateway/upstream_body.hpp"
 #include "routing/json_input.hpp"
-#include "routing/bounded_file.hpp"
 #include "shadow/judge.hpp"
 
 namespace turnout::gateway {
@@ -31,15 +28,6 @@ constexpr std::size_t kStatsWindow = 200;  // shadow pairs kept for the side-by-
 constexpr int kShadowNice = 10;           // the shadow thread's scheduling priority (nice)
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
-
-std::string read_file(const std::string& path) {
-    std::string text;
-    std::string reason;
-    if (!routing::read_bounded_file(path, routing::kMaxConfigFileBytes, text, reason)) {
-        throw std::runtime_error("cannot read prompt_file " + path + ": " + reason);
-    }
-    return text;
-}
 
 /// What identifies the evidence: changing any of these starts it afresh. The judge's newer
 /// settings join only when they differ from their defaults, so that routes that do not use
@@ -321,9 +309,7 @@ void ShadowRuntime::configure(std::shared_ptr<const Snapshot> snapshot) {
         if (!config.candidate || config.judge.provider.empty()) continue;
         std::string template_text;
         try {
-            template_text = config.judge.prompt_file.empty()
-                                ? std::string(shadow::builtin_judge_template())
-                                : read_file(config.judge.prompt_file);
+            template_text = shadow::load_judge_template(config.judge);
         } catch (const std::exception& e) {
             log_event(gateway_log(), spdlog::level::err, "route not evaluated",
                       {{"route", config.name}, {"error", e.what()}});

@@ -18,6 +18,7 @@
 #include <system_error>
 #include <utility>
 
+#include "routing/bounded_file.hpp"
 #include "routing/json_input.hpp"
 
 namespace turnout::shadow {
@@ -118,10 +119,12 @@ std::string_view string_member(const Value& object, std::string_view name) {
     return value != nullptr && value->IsString() ? view(*value) : std::string_view{};
 }
 
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; }
+
 bool iequals(std::string_view a, std::string_view b) {
-    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                              [&](char x, char y) { return lower(x) == lower(y); });
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(),
+                      [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
 }
 
 /// The member `name`, matched exactly, else case-insensitively ("Score").
@@ -528,6 +531,18 @@ ParsedVerdict error_verdict(std::string error) {
 
 std::string_view builtin_judge_template() { return kBuiltinTemplate; }
 
+std::string load_judge_template(const routing::JudgeConfig& judge) {
+    if (judge.prompt_file.empty()) return std::string(kBuiltinTemplate);
+    std::string text;
+    std::string reason;
+    if (!routing::read_bounded_file(judge.prompt_file, routing::kMaxConfigFileBytes, text,
+                                    reason)) {
+        throw std::runtime_error("cannot read judge.prompt_file " + judge.prompt_file + ": " +
+                                 reason);
+    }
+    return text;
+}
+
 std::vector<std::string> check_judge_template(std::string_view template_text) {
     std::vector<std::string> problems;
     std::map<std::string_view, int> counts;
@@ -681,8 +696,7 @@ bool is_reasoning_model(std::string_view model) {
     const std::size_t slash = model.rfind('/');
     if (slash != std::string_view::npos) model.remove_prefix(slash + 1);
     std::string name(model);
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; });
+    std::transform(name.begin(), name.end(), name.begin(), ascii_lower);
     const std::string_view view_name = name;
     if (view_name.starts_with("o1") || view_name.starts_with("o3") ||
         view_name.starts_with("o4")) {

@@ -37,6 +37,11 @@ namespace turnout::shadow {
 ///   fence lines included, on lines of their own), so that no template can forget the fences.
 std::string_view builtin_judge_template();
 
+/// The template of a route's judge: the built-in one when `judge.prompt_file` is empty, else
+/// that file, read bounded (a regular file of at most 16 MiB, routing/bounded_file.hpp).
+/// Throws std::runtime_error naming the file and why it cannot be read.
+std::string load_judge_template(const routing::JudgeConfig& judge);
+
 /// Problems that make `template_text` unusable as a judge prompt, one message each: each of
 /// `{{REQUEST}}`, `{{ANSWER_A}}` and `{{ANSWER_B}}` must occur exactly once, and no other
 /// `{{NAME}}` than the five placeholders may occur. Empty = usable (for `turnout check` on a

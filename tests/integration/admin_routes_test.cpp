@@ -1,5 +1,6 @@
 // The admin API of evaluated routes: GET /admin/routes (only routes with a candidate and a
-// judge, with their evidence and the side-by-side figures of both models), GET
+// judge, with their evidence, their any-horizon guarantee and the side-by-side figures of both
+// models), GET
 // /admin/routes/NAME/verdicts (newest first, ?limit=N), and the manual commands promote,
 // rollback, pin and unpin (answered with the route's JSON, refused with 409 by the mode or a
 // pin, counted in turnout_route_flips_total like automatic flips), with 404 for an unknown
@@ -7,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <numbers>
 #include <regex>
 #include <string>
 #include <vector>
@@ -119,8 +122,14 @@ TEST(AdminRoutesTest, ListsEvaluatedRoutesWithEvidenceAndSideBySideFigures) {
     EXPECT_GT(wilson, 0.0);
     EXPECT_LT(wilson, 1.0);
     EXPECT_GT(json_number(r, "sprt_llr").value_or(0), 0.0);
-    EXPECT_GT(json_number(r, "sprt_accept").value_or(0), 0.0);
-    EXPECT_LT(json_number(r, "sprt_reject").value_or(0), 0.0);
+    // No rejection yet: the first of the budget-spending flip tests, ln(pi^2 / (6 x 0.05)).
+    const double first_accept = std::log(std::numbers::pi * std::numbers::pi / (6 * 0.05));
+    EXPECT_NEAR(json_number(r, "sprt_accept").value_or(0), first_accept, 1e-9);
+    EXPECT_NEAR(json_number(r, "sprt_reject").value_or(0), std::log(0.05), 1e-9);
+    // The route's promise in one line, from its confidence and thresholds.
+    EXPECT_EQ(json_string(r, "guarantee"),
+              "false switch at most 5% at any horizon (pass rate <= 0.85), false rollback at "
+              "most 5% (>= 0.9)");
     EXPECT_EQ(json_number(r, "window"), 100.0);
     EXPECT_EQ(json_number(r, "threshold"), 0.9);
     EXPECT_FALSE(json_string(r, "since").value_or("").empty());

@@ -36,27 +36,34 @@ asio::awaitable<void> acquire_into(std::shared_ptr<UpstreamPool> pool, Clock::ti
     *out = co_await pool->acquire(deadline);
 }
 
-TEST(UpstreamPoolTest, ReleaseRacingAnExpiredWaiterReachesTheNextWaiter) {
-    asio::io_context io;
-    // The kernel completes the pool's connects from its backlog; nothing needs to accept.
-    tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
-    auto pool = std::make_shared<UpstreamPool>(
-        io.get_executor(), local_provider(listener.local_endpoint().port()), nullptr, 1);
+/// A pool of one connection slot, that connection held by the test (the kernel completes the
+/// pool's connects from the listener's backlog; nothing needs to accept).
+class UpstreamPoolTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        std::optional<Acquired> holder;
+        asio::co_spawn(io_, acquire_into(pool_, Clock::now() + 10s, &holder), asio::detached);
+        io_.run();
+        ASSERT_TRUE(holder && *holder) << (holder ? holder->error().message() : "not run");
+        held_ = std::move(**holder);
+        io_.restart();
+    }
 
-    std::optional<Acquired> holder;
-    asio::co_spawn(io, acquire_into(pool, Clock::now() + 10s, &holder), asio::detached);
-    io.run();
-    ASSERT_TRUE(holder && *holder) << (holder ? holder->error().message() : "not run");
-    ConnectionPtr held = std::move(**holder);
+    asio::io_context io_;
+    tcp::acceptor listener_{io_, {asio::ip::make_address("127.0.0.1"), 0}};
+    std::shared_ptr<UpstreamPool> pool_ = std::make_shared<UpstreamPool>(
+        io_.get_executor(), local_provider(listener_.local_endpoint().port()), nullptr, 1);
+    ConnectionPtr held_;
+};
 
+TEST_F(UpstreamPoolTest, ReleaseRacingAnExpiredWaiterReachesTheNextWaiter) {
     // Two waiters on the one slot: the first with a short deadline, the second long.
-    io.restart();
     const auto first_deadline = Clock::now() + 200ms;
     std::optional<Acquired> first;
     std::optional<Acquired> second;
-    asio::co_spawn(io, acquire_into(pool, first_deadline, &first), asio::detached);
-    asio::co_spawn(io, acquire_into(pool, Clock::now() + 3s, &second), asio::detached);
-    io.poll();
+    asio::co_spawn(io_, acquire_into(pool_, first_deadline, &first), asio::detached);
+    asio::co_spawn(io_, acquire_into(pool_, Clock::now() + 3s, &second), asio::detached);
+    io_.poll();
     ASSERT_FALSE(first);
     ASSERT_FALSE(second);
 
@@ -64,11 +71,11 @@ TEST(UpstreamPoolTest, ReleaseRacingAnExpiredWaiterReachesTheNextWaiter) {
     // past both expiries makes the two timers fire in the same turn, the release first: it
     // picks the first waiter, whose expiry is already queued and cannot be cancelled. This
     // forces the ordering; it synchronises nothing.
-    asio::steady_timer release_at(io, first_deadline - 1ms);
-    release_at.async_wait([&](const error_code&) { pool->release(std::move(held), true); });
+    asio::steady_timer release_at(io_, first_deadline - 1ms);
+    release_at.async_wait([&](const error_code&) { pool_->release(std::move(held_), true); });
     std::this_thread::sleep_until(first_deadline + 20ms);
     const auto resumed = Clock::now();
-    io.run();
+    io_.run();
 
     ASSERT_TRUE(first);
     EXPECT_FALSE(*first) << "the first waiter's deadline had passed";
@@ -77,29 +84,18 @@ TEST(UpstreamPoolTest, ReleaseRacingAnExpiredWaiterReachesTheNextWaiter) {
     EXPECT_LT(Clock::now() - resumed, 1s) << "the second waiter waited for its own deadline";
 }
 
-TEST(UpstreamPoolTest, ReleaseWakesAWaiterBeforeItsDeadline) {
-    asio::io_context io;
-    tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
-    auto pool = std::make_shared<UpstreamPool>(
-        io.get_executor(), local_provider(listener.local_endpoint().port()), nullptr, 1);
-    std::optional<Acquired> holder;
-    asio::co_spawn(io, acquire_into(pool, Clock::now() + 10s, &holder), asio::detached);
-    io.run();
-    ASSERT_TRUE(holder && *holder);
-    ConnectionPtr held = std::move(**holder);
-
-    io.restart();
+TEST_F(UpstreamPoolTest, ReleaseWakesAWaiterBeforeItsDeadline) {
     std::optional<Acquired> waiter;
-    asio::co_spawn(io, acquire_into(pool, Clock::now() + 5s, &waiter), asio::detached);
-    io.poll();
+    asio::co_spawn(io_, acquire_into(pool_, Clock::now() + 5s, &waiter), asio::detached);
+    io_.poll();
     ASSERT_FALSE(waiter);
-    pool->release(std::move(held), true);
+    pool_->release(std::move(held_), true);
     const auto released = Clock::now();
-    io.run();
+    io_.run();
     ASSERT_TRUE(waiter);
     EXPECT_TRUE(*waiter);
     EXPECT_LT(Clock::now() - released, 1s);
-    EXPECT_EQ(pool->connections_opened(), 1u) << "the idle connection was not reused";
+    EXPECT_EQ(pool_->connections_opened(), 1u) << "the idle connection was not reused";
 }
 
 }  // namespace

@@ -5,10 +5,14 @@
 #include "shadow/judge.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <rapidjson/document.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -752,6 +756,35 @@ TEST(JudgeSwap, TheLowerScoreCountsAndADisagreementIsAnError) {
     EXPECT_EQ(classify(one_failed, 95), VerdictKind::error);
     EXPECT_NE(one_failed.error.find("swapped order: judge call failed"), std::string::npos)
         << one_failed.error;
+}
+
+// The template of a route's judge, as the shadow loop and `turnout eval` both load it: the
+// built-in one, or the prompt_file read bounded (a FIFO or a device never hangs or bloats).
+TEST(JudgeTemplateFile, BuiltinFileAndRefusedPaths) {
+    routing::JudgeConfig judge;
+    EXPECT_EQ(load_judge_template(judge), builtin_judge_template());
+
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("turnout-judge-template-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    judge.prompt_file = (dir / "prompt.txt").string();
+    std::ofstream(judge.prompt_file) << "A {{REQUEST}} {{ANSWER_A}} {{ANSWER_B}}";
+    EXPECT_EQ(load_judge_template(judge), "A {{REQUEST}} {{ANSWER_A}} {{ANSWER_B}}");
+
+    const std::string fifo = (dir / "fifo").string();
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    for (const std::string& path : {fifo, std::string("/dev/zero"), (dir / "none").string()}) {
+        judge.prompt_file = path;
+        try {
+            load_judge_template(judge);
+            ADD_FAILURE() << path << " was read";
+        } catch (const std::runtime_error& e) {
+            EXPECT_NE(std::string(e.what()).find("cannot read judge.prompt_file " + path),
+                      std::string::npos)
+                << e.what();
+        }
+    }
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace
