@@ -9,25 +9,25 @@
 #include <string>
 #include <string_view>
 
-#include "gateway/anthropic.hpp"
-#include "gateway/sse.hpp"
-#include "routing/json_input.hpp"
+#include "protocol/anthropic.hpp"
+#include "protocol/sse.hpp"
+#include "base/json_input.hpp"
 
-namespace anthropic = turnout::gateway::anthropic;
+namespace anthropic = turnout::protocol::anthropic;
 
 namespace {
 
 // Output must be JSON the gateway can send on: it is the body a client or provider receives.
 void require_json_object(std::string_view text) {
     rapidjson::Document doc;
-    turnout::routing::JsonInputOptions options;
+    turnout::base::JsonInputOptions options;
     options.reject_duplicate_keys = false;
-    if (!turnout::routing::parse_json_input(text, doc, options) || !doc.IsObject()) std::abort();
+    if (!turnout::base::parse_json_input(text, doc, options) || !doc.IsObject()) std::abort();
 }
 
 void translate_request(std::string_view text, std::size_t size) {
     rapidjson::Document request;
-    if (!turnout::routing::parse_json_input(text, request)) return;  // the gateway's 400
+    if (!turnout::base::parse_json_input(text, request)) return;  // the gateway's 400
     (void)anthropic::stream_include_usage(request);
     // A target's `body:` is a JSON object from the config; fast mode is the real use.
     const std::string_view extra = size % 2 == 0 ? std::string_view{} : R"({"speed":"fast"})";
@@ -37,7 +37,7 @@ void translate_request(std::string_view text, std::size_t size) {
 
 void translate_stream(std::string_view text, bool include_usage) {
     anthropic::StreamTranslator translator("req-1", "model-for-client", include_usage);
-    turnout::gateway::SseSplitter splitter;
+    turnout::protocol::SseSplitter splitter;
     splitter.feed(text);
     while (auto event = splitter.next_event()) {
         const bool was_over = translator.failed() || translator.finished();

@@ -15,7 +15,7 @@
 #include <cstdio>
 #include <string>
 
-#include "routing/config_loader.hpp"
+#include "config/loader.hpp"
 
 namespace {
 bool loading = false;  // libFuzzer runs the target on one thread
@@ -72,10 +72,10 @@ int __wrap_openat64(int dir, const char* path, int flags, ...) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string yaml(reinterpret_cast<const char*>(data), size);
-    using turnout::routing::EnvPolicy;
-    for (const auto policy : {EnvPolicy::warn, EnvPolicy::require}) {
+    using turnout::config::EnvPolicy;
+    for (const auto policy : {config::EnvPolicy::warn, config::EnvPolicy::require}) {
         loading = true;
-        const auto result = turnout::routing::load_config_string(yaml, "fuzz.yaml", policy);
+        const auto result = turnout::config::load_config_string(yaml, "fuzz.yaml", policy);
         loading = false;
         // Either a config or errors, never both or neither.
         if ((result.config == nullptr) == result.errors.empty()) __builtin_trap();

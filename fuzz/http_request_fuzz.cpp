@@ -46,12 +46,12 @@ void assertion_failed(char const* expr, char const* function, char const* file,
 #include <string_view>
 #include <vector>
 
-#include "gateway/framing.hpp"
-#include "gateway/hop_headers.hpp"
-#include "routing/config.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/hop_headers.hpp"
+#include "config/config.hpp"
 
 namespace http = boost::beast::http;
-using turnout::gateway::HeaderView;
+using turnout::protocol::HeaderView;
 
 namespace {
 
@@ -65,7 +65,7 @@ struct Outcome {
 /// Feeds `input` to a parser `step` bytes at a time (0: all at once), the way async_read
 /// feeds what the socket returned; the end of the input is the client closing.
 Outcome parse(std::string_view input, std::size_t step) {
-    const turnout::routing::LimitsConfig limits;  // the gateway's defaults
+    const turnout::config::LimitsConfig limits;  // the gateway's defaults
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
     parser.body_limit(limits.max_body_bytes);
@@ -97,17 +97,17 @@ Outcome parse(std::string_view input, std::size_t step) {
             outcome.header_done = true;
             const auto& head = parser.get();
             std::vector<HeaderView> fields;
-            turnout::gateway::ConnectionTokens connection;
+            turnout::protocol::ConnectionTokens connection;
             for (const auto& field : head) {
                 fields.emplace_back(field.name_string(), field.value());
-                if (turnout::gateway::iequals(field.name_string(), "connection")) {
+                if (turnout::protocol::iequals(field.name_string(), "connection")) {
                     connection.add_connection_value(field.value());
                 }
             }
             for (const auto& [name, value] : fields) {
-                (void)turnout::gateway::forward_request_header(name, connection);
+                (void)turnout::protocol::forward_request_header(name, connection);
             }
-            const auto verdict = turnout::gateway::check_request_framing(head.version(), fields);
+            const auto verdict = turnout::protocol::check_request_framing(head.version(), fields);
             if (!verdict.ok) return outcome;  // the gateway answers the error and closes
             outcome.framing_ok = true;
         }

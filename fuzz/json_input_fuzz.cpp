@@ -11,11 +11,11 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "routing/json_depth.hpp"
-#include "routing/json_input.hpp"
+#include "base/json_depth.hpp"
+#include "base/json_input.hpp"
 
-using turnout::routing::JsonInputError;
-using turnout::routing::JsonInputOptions;
+using turnout::base::JsonInputError;
+using turnout::base::JsonInputOptions;
 
 namespace {
 
@@ -30,23 +30,23 @@ bool serialise(const rapidjson::Document& doc, rapidjson::StringBuffer& out, boo
     return doc.Accept(writer);
 }
 
-void check(std::string_view text, const JsonInputOptions& options) {
+void check(std::string_view text, const base::JsonInputOptions& options) {
     rapidjson::Document doc;
-    const auto result = turnout::routing::parse_json_input(text, doc, options);
+    const auto result = turnout::base::parse_json_input(text, doc, options);
     if (!result) {
         if (!doc.IsNull()) std::abort();
         if (result.offset > text.size()) std::abort();
-        if (!options.reject_duplicate_keys && result.error == JsonInputError::duplicate_key) {
+        if (!options.reject_duplicate_keys && result.error == base::JsonInputError::duplicate_key) {
             std::abort();
         }
         return;
     }
-    if (!turnout::routing::json_within_depth(doc, options.max_depth)) std::abort();
+    if (!turnout::base::json_within_depth(doc, options.max_depth)) std::abort();
     rapidjson::StringBuffer out;
     if (!serialise(doc, out, options.lenient)) std::abort();
     const std::string_view written(out.GetString(), out.GetSize());
     rapidjson::Document again;
-    if (!turnout::routing::parse_json_input(written, again, options)) std::abort();
+    if (!turnout::base::parse_json_input(written, again, options)) std::abort();
     // With exact number conversion, writing again gives the same text (NaN compares unequal
     // as a value, so the texts are compared).
     if (options.full_precision) {
@@ -60,11 +60,11 @@ void check(std::string_view text, const JsonInputOptions& options) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
-    for (const int depth : {turnout::routing::kMaxJsonDepth, 3}) {
+    for (const int depth : {turnout::base::kMaxJsonDepth, 3}) {
         for (const bool duplicates : {true, false}) {
             for (const bool lenient : {false, true}) {
                 for (const bool precise : {false, true}) {
-                    JsonInputOptions options;
+                    base::JsonInputOptions options;
                     options.max_depth = depth;
                     options.reject_duplicate_keys = duplicates;
                     options.lenient = lenient;

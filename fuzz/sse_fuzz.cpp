@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/sse.hpp"
+#include "protocol/sse.hpp"
 
 namespace {
 
@@ -19,9 +19,9 @@ struct Split {
     std::size_t pending = 0;
 };
 
-void drain(turnout::gateway::SseSplitter& splitter, Split& out) {
+void drain(turnout::protocol::SseSplitter& splitter, Split& out) {
     while (auto event = splitter.next_event()) {
-        const std::string data = turnout::gateway::sse_event_data(*event);
+        const std::string data = turnout::protocol::sse_event_data(*event);
         if (data.size() > event->size()) std::abort();
         out.events.push_back(std::move(*event));
     }
@@ -42,14 +42,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string stream = input.ConsumeRemainingBytesAsString();
 
     Split whole;
-    turnout::gateway::SseSplitter at_once(max_event);
+    turnout::protocol::SseSplitter at_once(max_event);
     at_once.feed(stream);
     drain(at_once, whole);
     whole.overflowed = at_once.overflowed();
     whole.pending = at_once.pending_bytes();
 
     Split pieces;
-    turnout::gateway::SseSplitter split(max_event);
+    turnout::protocol::SseSplitter split(max_event);
     std::size_t at = 0;
     for (std::size_t i = 0; at < stream.size(); ++i) {
         // Cut lengths cycle; 0 feeds an empty read (Beast can report one).

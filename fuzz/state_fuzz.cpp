@@ -23,8 +23,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-turnout::routing::RouteConfig route_config() {
-    turnout::routing::RouteConfig route;
+turnout::config::RouteConfig route_config() {
+    turnout::config::RouteConfig route;
     route.name = "chat";
     route.primary.emplace().provider = "p";
     route.primary->model = "model-a";

@@ -4,27 +4,6 @@
 #include <rapidjson/writer.h>
 
 namespace turnout::gateway {
-namespace {
-
-class GatewayCategory final : public boost::system::error_category {
-public:
-    const char* name() const noexcept override { return "turnout.gateway"; }
-    std::string message(int value) const override {
-        return std::string(error_shape(static_cast<errc>(value)).code);
-    }
-};
-
-}  // namespace
-
-const boost::system::error_category& gateway_category() noexcept {
-    static const GatewayCategory category;
-    return category;
-}
-
-boost::system::error_code make_error_code(errc e) noexcept {
-    return {static_cast<int>(e), gateway_category()};
-}
-
 ErrorShape error_shape(errc e) noexcept {
     constexpr std::string_view kInvalid = "invalid_request_error";
     constexpr std::string_view kUpstream = "upstream_error";

@@ -1,13 +1,10 @@
 #pragma once
-/// Domain failures of the gateway as one error enum with its own category, and the single
+/// Domain failures of the gateway as one error enum, and the single
 /// place that maps them to an HTTP status and OpenAI's error shape
 /// `{"error": {"message", "type", "code"}}`.
 
 #include <string>
 #include <string_view>
-#include <type_traits>
-
-#include <boost/system/error_code.hpp>
 
 namespace turnout::gateway {
 
@@ -34,9 +31,6 @@ enum class errc {
     circuit_open,  ///< every target's circuit breaker is open
 };
 
-const boost::system::error_category& gateway_category() noexcept;
-boost::system::error_code make_error_code(errc e) noexcept;
-
 struct ErrorShape {
     unsigned status;
     std::string_view type;
@@ -50,6 +44,3 @@ ErrorShape error_shape(errc e) noexcept;
 std::string openai_error_body(errc e, std::string_view message);
 
 }  // namespace turnout::gateway
-
-template <>
-struct boost::system::is_error_code_enum<turnout::gateway::errc> : std::true_type {};

@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "routing/config.hpp"
+#include "config/config.hpp"
 
 namespace turnout::gateway {
 
@@ -19,6 +19,6 @@ struct ServeOptions {
 /// finish up to `limits.drain_timeout`, and returns the exit code (0 after a clean drain).
 /// SIGHUP reloads the config file.
 /// Throws std::runtime_error on start-up failures (bind, TLS files).
-int serve(std::shared_ptr<const routing::Config> config, const ServeOptions& options);
+int serve(std::shared_ptr<const config::Config> config, const ServeOptions& options);
 
 }  // namespace turnout::gateway

@@ -113,7 +113,7 @@ bool usable_duration(double& seconds) {
     return true;
 }
 
-bool same_price(const routing::PriceConfig& a, const routing::PriceConfig& b) {
+bool same_price(const config::PriceConfig& a, const config::PriceConfig& b) {
     return a.input_per_mtok == b.input_per_mtok && a.output_per_mtok == b.output_per_mtok;
 }
 
@@ -310,8 +310,8 @@ struct Caches {
 
 TargetMetrics::TargetMetrics(std::shared_ptr<detail::State> state, std::string route,
                              std::string provider, std::string model,
-                             const routing::PriceConfig& price,
-                             const routing::PriceConfig& baseline)
+                             const config::PriceConfig& price,
+                             const config::PriceConfig& baseline)
     : state_(std::move(state)),
       route_(std::move(route)),
       provider_(std::move(provider)),
@@ -362,7 +362,7 @@ void TargetMetrics::tokens(std::uint64_t input, std::uint64_t output) {
     tokens_input_->Increment(static_cast<double>(input));
     tokens_output_->Increment(static_cast<double>(output));
     cost_->Increment(cost_usd(input, output));
-    baseline_cost_->Increment(routing::cost_usd(baseline_, input, output));
+    baseline_cost_->Increment(config::cost_usd(baseline_, input, output));
 }
 
 void TargetMetrics::overhead(double seconds) {
@@ -374,7 +374,7 @@ void TargetMetrics::upstream_error(UpstreamErrorKind kind) {
 }
 
 double TargetMetrics::cost_usd(std::uint64_t input, std::uint64_t output) const {
-    return routing::cost_usd(price_, input, output);
+    return config::cost_usd(price_, input, output);
 }
 
 // --- RouteMetrics ---------------------------------------------------------------------------
@@ -462,7 +462,7 @@ void RouteMetrics::clear_route_state() {
 
 ShadowTargetMetrics::ShadowTargetMetrics(std::shared_ptr<detail::State> state,
                                          const std::string& route, const std::string& provider,
-                                         ShadowCall call, const routing::PriceConfig& price)
+                                         ShadowCall call, const config::PriceConfig& price)
     : state_(std::move(state)), price_(price) {
     detail::State& s = *state_;
     const std::string call_value = str(label_value(call));
@@ -487,7 +487,7 @@ void ShadowTargetMetrics::duration(double seconds) {
 void ShadowTargetMetrics::tokens(std::uint64_t input, std::uint64_t output) {
     tokens_input_->Increment(static_cast<double>(input));
     tokens_output_->Increment(static_cast<double>(output));
-    cost_->Increment(routing::cost_usd(price_, input, output));
+    cost_->Increment(config::cost_usd(price_, input, output));
 }
 
 // --- Metrics --------------------------------------------------------------------------------
@@ -512,9 +512,9 @@ std::string Metrics::render() const {
 std::shared_ptr<TargetMetrics> Metrics::target(const std::string& route,
                                                const std::string& provider,
                                                const std::string& model,
-                                               const routing::PriceConfig& price,
-                                               std::optional<routing::PriceConfig> baseline) {
-    const routing::PriceConfig& base = baseline ? *baseline : price;
+                                               const config::PriceConfig& price,
+                                               std::optional<config::PriceConfig> baseline) {
+    const config::PriceConfig& base = baseline ? *baseline : price;
     const std::lock_guard lock(caches_->mutex);
     auto& slot = caches_->targets[{route, provider, model}];
     if (!slot || !same_price(slot->price_, price) || !same_price(slot->baseline_, base)) {
@@ -535,7 +535,7 @@ std::shared_ptr<RouteMetrics> Metrics::route(const std::string& route) {
 std::shared_ptr<ShadowTargetMetrics> Metrics::shadow_target(const std::string& route,
                                                             const std::string& provider,
                                                             ShadowCall call,
-                                                            const routing::PriceConfig& price) {
+                                                            const config::PriceConfig& price) {
     const std::lock_guard lock(caches_->mutex);
     auto& slot = caches_->shadow_targets[{route, provider, call}];
     if (!slot || !same_price(slot->price_, price)) {

@@ -30,7 +30,7 @@
 #include <string_view>
 #include <vector>
 
-#include "routing/config.hpp"
+#include "config/config.hpp"
 
 namespace turnout::metrics {
 
@@ -105,8 +105,8 @@ class TargetMetrics {
     const std::string& route() const { return route_; }
     const std::string& provider() const { return provider_; }
     const std::string& model() const { return model_; }
-    const routing::PriceConfig& price() const { return price_; }
-    const routing::PriceConfig& baseline_price() const { return baseline_; }
+    const config::PriceConfig& price() const { return price_; }
+    const config::PriceConfig& baseline_price() const { return baseline_; }
 
   private:
     friend class Metrics;
@@ -114,16 +114,16 @@ class TargetMetrics {
     static constexpr std::size_t kCodeSlots = 501;
 
     TargetMetrics(std::shared_ptr<detail::State> state, std::string route, std::string provider,
-                  std::string model, const routing::PriceConfig& price,
-                  const routing::PriceConfig& baseline);
+                  std::string model, const config::PriceConfig& price,
+                  const config::PriceConfig& baseline);
     prometheus::Counter& resolve_code(std::size_t slot);
 
     std::shared_ptr<detail::State> state_;  // keeps the series below alive
     std::string route_;
     std::string provider_;
     std::string model_;
-    routing::PriceConfig price_;
-    routing::PriceConfig baseline_;
+    config::PriceConfig price_;
+    config::PriceConfig baseline_;
     // Filled once per code under codes_mutex_, then read without locking.
     std::array<std::atomic<prometheus::Counter*>, kCodeSlots> codes_{};
     std::mutex codes_mutex_;
@@ -211,10 +211,10 @@ class ShadowTargetMetrics {
     friend class Metrics;
     ShadowTargetMetrics(std::shared_ptr<detail::State> state, const std::string& route,
                         const std::string& provider, ShadowCall call,
-                        const routing::PriceConfig& price);
+                        const config::PriceConfig& price);
 
     std::shared_ptr<detail::State> state_;
-    routing::PriceConfig price_;
+    config::PriceConfig price_;
     detail::AtomicHistogram* duration_ = nullptr;
     prometheus::Counter* tokens_input_ = nullptr;
     prometheus::Counter* tokens_output_ = nullptr;
@@ -243,8 +243,8 @@ class Metrics {
     /// A changed price (after a reload) gives a new handle over the same series.
     std::shared_ptr<TargetMetrics> target(const std::string& route, const std::string& provider,
                                           const std::string& model,
-                                          const routing::PriceConfig& price,
-                                          std::optional<routing::PriceConfig> baseline = {});
+                                          const config::PriceConfig& price,
+                                          std::optional<config::PriceConfig> baseline = {});
     /// The handle for requests that match no route (route, provider, model all "none").
     std::shared_ptr<TargetMetrics> unmatched();
     /// The handle of one route's shadow / judge / promotion metrics. Cached per name.
@@ -252,7 +252,7 @@ class Metrics {
     /// The handle of one route's background calls to `provider` (mirror or judge). Cached.
     std::shared_ptr<ShadowTargetMetrics> shadow_target(const std::string& route,
                                                        const std::string& provider, ShadowCall call,
-                                                       const routing::PriceConfig& price);
+                                                       const config::PriceConfig& price);
 
     /// `turnout_upstream_errors_total{provider, kind}`; takes a lock: on the data plane prefer
     /// `TargetMetrics::upstream_error`.

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "routing/config.hpp"
+#include "config/config.hpp"
 
 namespace turnout::routing {
 
@@ -31,7 +31,7 @@ class KeyRing {
     /// Reads each `key_env` through `env`. A key whose variable is unset or empty is kept out
     /// of the ring (it can never match, least of all an empty token), but the ring stays
     /// enabled: with keys configured and none usable every request is refused, never let in.
-    explicit KeyRing(const Config& config, const EnvLookup& env = process_env);
+    explicit KeyRing(const config::Config& config, const EnvLookup& env = process_env);
 
     /// True when the config has a `keys:` section with at least one key: clients must then
     /// present one (401 otherwise).

@@ -81,14 +81,14 @@ bool is_glob(std::string_view pattern) {
 // ---------------------------------------------------------------------------------------------
 // RouteTable
 
-RouteTable::RouteTable(std::shared_ptr<const Config> config) : config_(std::move(config)) {
+RouteTable::RouteTable(std::shared_ptr<const config::Config> config) : config_(std::move(config)) {
     if (!config_) throw std::invalid_argument("RouteTable needs a config");
     routes_.reserve(config_->routes.size());
     for (const auto& route : config_->routes) routes_.push_back(compile(route));
     model_names_ = listed_model_names(*config_);
 }
 
-RouteTable::CompiledRoute RouteTable::compile(const RouteConfig& route) {
+RouteTable::CompiledRoute RouteTable::compile(const config::RouteConfig& route) {
     CompiledRoute compiled;
     compiled.config = &route;
     if (!route.primary && route.targets.empty()) {
@@ -114,7 +114,7 @@ RouteTable::CompiledRoute RouteTable::compile(const RouteConfig& route) {
 }
 
 bool RouteTable::matches(const CompiledRoute& route, const RequestFacts& facts) {
-    const RouteConfig& config = *route.config;
+    const config::RouteConfig& config = *route.config;
     if (!config.match.keys.empty() && !has_key(config.match.keys, facts.key_name)) return false;
     // A route is always reachable by its own name, even when `match.model` says otherwise.
     if (config.name != facts.model && !config.match.model.empty() &&
@@ -133,16 +133,16 @@ bool RouteTable::matches(const CompiledRoute& route, const RequestFacts& facts) 
     return true;
 }
 
-const RouteConfig* RouteTable::match(const RequestFacts& facts) const {
+const config::RouteConfig* RouteTable::match(const RequestFacts& facts) const {
     for (const auto& route : routes_) {
         if (matches(route, facts)) return route.config;
     }
     return nullptr;
 }
 
-const TargetConfig& RouteTable::primary_side(const CompiledRoute& route,
+const config::TargetConfig& RouteTable::primary_side(const CompiledRoute& route,
                                              const RequestFacts& facts) {
-    const RouteConfig& config = *route.config;
+    const config::RouteConfig& config = *route.config;
     if (config.primary) return *config.primary;
     if (config.targets.size() == 1) return config.targets.front();
     // A client retrying with its own x-request-id lands on the same target; ids the gateway
@@ -175,11 +175,11 @@ std::optional<Decision> RouteTable::decide(const RequestFacts& facts,
     const auto it = std::find_if(routes_.begin(), routes_.end(),
                                  [&](const CompiledRoute& r) { return matches(r, facts); });
     if (it == routes_.end()) return std::nullopt;
-    const RouteConfig& route = *it->config;
+    const config::RouteConfig& route = *it->config;
     Decision decision;
     decision.route = &route;
-    const TargetConfig& primary = primary_side(*it, facts);
-    std::vector<const TargetConfig*> order;
+    const config::TargetConfig& primary = primary_side(*it, facts);
+    std::vector<const config::TargetConfig*> order;
     order.reserve(route.fallbacks.size() + 1);
     if (candidate_serves(*it, facts, states)) {
         decision.serving_candidate = true;
@@ -190,11 +190,11 @@ std::optional<Decision> RouteTable::decide(const RequestFacts& facts,
     }
     for (const auto& fallback : route.fallbacks) order.push_back(&fallback);
     decision.fallbacks.reserve(order.size());
-    for (const TargetConfig* fallback : order) {
+    for (const config::TargetConfig* fallback : order) {
         if (fallback->same_upstream(decision.target)) continue;
         const bool repeated =
             std::any_of(decision.fallbacks.begin(), decision.fallbacks.end(),
-                        [&](const TargetConfig& kept) { return kept.same_upstream(*fallback); });
+                        [&](const config::TargetConfig& kept) { return kept.same_upstream(*fallback); });
         if (!repeated) decision.fallbacks.push_back(*fallback);
     }
     return decision;
@@ -203,7 +203,7 @@ std::optional<Decision> RouteTable::decide(const RequestFacts& facts,
 // ---------------------------------------------------------------------------------------------
 // The model-only lookups the gateway used before RouteTable
 
-const RouteConfig* find_route(const Config& config, std::string_view model) {
+const config::RouteConfig* find_route(const config::Config& config, std::string_view model) {
     for (const auto& route : config.routes) {
         if (route.name == model) return &route;
         if (route.match.model.empty() || glob_match(route.match.model, model)) return &route;
@@ -211,7 +211,7 @@ const RouteConfig* find_route(const Config& config, std::string_view model) {
     return nullptr;
 }
 
-std::vector<std::string> listed_model_names(const Config& config) {
+std::vector<std::string> listed_model_names(const config::Config& config) {
     std::vector<std::string> names;
     auto add = [&names](const std::string& name) {
         if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
@@ -223,7 +223,7 @@ std::vector<std::string> listed_model_names(const Config& config) {
     return names;
 }
 
-const TargetConfig& serving_target(const RouteConfig& route) {
+const config::TargetConfig& serving_target(const config::RouteConfig& route) {
     if (route.primary) return *route.primary;
     if (!route.targets.empty()) return route.targets.front();
     std::fprintf(stderr, "turnout: route '%s' has neither primary nor targets\n",

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "routing/config.hpp"
+#include "config/config.hpp"
 
 namespace turnout::routing {
 
@@ -83,9 +83,9 @@ class RouteStates {
 /// fallback (same provider, model, headers and body) is dropped: it would only repeat an attempt
 /// that just failed, and `retries` is the knob for repeats.
 struct Decision {
-    const RouteConfig* route = nullptr;
-    TargetConfig target;                  ///< the first upstream to try
-    std::vector<TargetConfig> fallbacks;  ///< then these, in order
+    const config::RouteConfig* route = nullptr;
+    config::TargetConfig target;                  ///< the first upstream to try
+    std::vector<config::TargetConfig> fallbacks;  ///< then these, in order
     bool serving_candidate = false;       ///< `target` is the route's candidate
 };
 
@@ -96,7 +96,7 @@ class RouteTable {
   public:
     /// Throws std::invalid_argument for a null config, a route with neither `primary` nor
     /// `targets`, or `targets` whose weights sum to 0 (a validated config has none of these).
-    explicit RouteTable(std::shared_ptr<const Config> config);
+    explicit RouteTable(std::shared_ptr<const config::Config> config);
 
     /// The first route, in config order, that matches; nullptr when none does (404). A route
     /// matches when all of these hold:
@@ -106,7 +106,7 @@ class RouteTable {
     ///   case-insensitively) whose value matches the entry's glob; with repeated headers, any
     ///   one occurrence may match;
     /// - keys: `match.keys` is empty, or contains `facts.key_name`.
-    const RouteConfig* match(const RequestFacts& facts) const;
+    const config::RouteConfig* match(const RequestFacts& facts) const;
 
     /// Routes the request: std::nullopt when no route matches (404), else the Decision.
     ///
@@ -121,12 +121,12 @@ class RouteTable {
     /// duplicates, in config order.
     const std::vector<std::string>& model_names() const { return model_names_; }
 
-    const Config& config() const { return *config_; }
-    const std::shared_ptr<const Config>& shared_config() const { return config_; }
+    const config::Config& config() const { return *config_; }
+    const std::shared_ptr<const config::Config>& shared_config() const { return config_; }
 
   private:
     struct CompiledRoute {
-        const RouteConfig* config = nullptr;
+        const config::RouteConfig* config = nullptr;
         /// (lower-cased name, value glob) of `match.headers`.
         std::vector<std::pair<std::string, std::string>> headers;
         std::vector<std::uint64_t> cumulative_weights;  ///< of `targets`; empty with `primary`
@@ -134,13 +134,13 @@ class RouteTable {
         std::string serve_salt;                         ///< "serve:" + name
     };
 
-    static CompiledRoute compile(const RouteConfig& route);
+    static CompiledRoute compile(const config::RouteConfig& route);
     static bool matches(const CompiledRoute& route, const RequestFacts& facts);
-    static const TargetConfig& primary_side(const CompiledRoute& route, const RequestFacts& facts);
+    static const config::TargetConfig& primary_side(const CompiledRoute& route, const RequestFacts& facts);
     static bool candidate_serves(const CompiledRoute& route, const RequestFacts& facts,
                                  const RouteStates& states);
 
-    std::shared_ptr<const Config> config_;
+    std::shared_ptr<const config::Config> config_;
     std::vector<CompiledRoute> routes_;
     std::vector<std::string> model_names_;
 };
@@ -152,15 +152,15 @@ class RouteTable {
 /// matches it (exactly or as a glob), or whose `match.model` is empty (matches any model).
 /// Returns nullptr when none does (the gateway answers 404). The pointer lives as long
 /// as `config`. Ignores `match.headers` and `match.keys`: use RouteTable::decide.
-const RouteConfig* find_route(const Config& config, std::string_view model);
+const config::RouteConfig* find_route(const config::Config& config, std::string_view model);
 
 /// The names clients may ask for (GET /v1/models): every route name and every
 /// non-glob `match.model`, without duplicates, in config order.
-std::vector<std::string> listed_model_names(const Config& config);
+std::vector<std::string> listed_model_names(const config::Config& config);
 
 /// The target a route serves by default: `primary`, or the first of `targets` when the
 /// route splits by weight. A validated route always has one; a route with neither is a
 /// programming error and aborts with a message.
-const TargetConfig& serving_target(const RouteConfig& route);
+const config::TargetConfig& serving_target(const config::RouteConfig& route);
 
 }  // namespace turnout::routing

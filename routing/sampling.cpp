@@ -1,17 +1,9 @@
 #include "routing/sampling.hpp"
 
+#include "base/hash.hpp"
+
 namespace turnout::routing {
 namespace {
-
-constexpr std::uint64_t kFnvOffset = 0xcbf29ce484222325ull;
-
-std::uint64_t fnv1a(std::uint64_t hash, std::string_view text) {
-    for (const unsigned char c : text) {
-        hash ^= c;
-        hash *= 0x100000001b3ull;
-    }
-    return hash;
-}
 
 std::uint64_t finalise(std::uint64_t hash) {
     hash ^= hash >> 33;
@@ -24,14 +16,14 @@ std::uint64_t finalise(std::uint64_t hash) {
 
 }  // namespace
 
-std::uint64_t stable_hash(std::string_view text) { return finalise(fnv1a(kFnvOffset, text)); }
+std::uint64_t stable_hash(std::string_view text) { return finalise(base::fnv1a(text)); }
 
 double stable_unit(std::string_view request_id, std::string_view salt) {
     // The salt is hashed in before the id (with a separator byte), not XORed afterwards:
     // XOR with a constant would make decisions under two salts perfectly correlated.
-    std::uint64_t hash = fnv1a(kFnvOffset, salt);
-    hash = fnv1a(hash, std::string_view("\x1f", 1));
-    hash = finalise(fnv1a(hash, request_id));
+    std::uint64_t hash = base::fnv1a(salt);
+    hash = base::fnv1a(std::string_view("\x1f", 1), hash);
+    hash = finalise(base::fnv1a(request_id, hash));
     return static_cast<double>(hash >> 11) * 0x1.0p-53;  // the top 53 bits: exact in a double
 }
 

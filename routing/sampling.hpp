@@ -8,7 +8,8 @@
 
 namespace turnout::routing {
 
-/// 64-bit FNV-1a followed by a murmur-style finaliser (FNV alone clusters on short ids).
+/// 64-bit FNV-1a (base/hash.hpp) followed by a murmur-style finaliser (FNV alone clusters on
+/// short ids).
 std::uint64_t stable_hash(std::string_view text);
 
 /// A uniform value in [0, 1) derived from `salt` and `request_id`. Different salts give

@@ -74,7 +74,8 @@
 #include <string_view>
 #include <vector>
 
-#include "routing/config.hpp"
+#include "config/config.hpp"
+#include "shadow/sequential_test.hpp"
 
 namespace turnout::shadow {
 
@@ -107,7 +108,7 @@ std::string_view to_string(EventKind kind);
 std::string_view to_string(Trigger trigger);
 std::string_view to_string(SprtDecision decision);
 /// "shadow", "auto", "pin-primary", "pin-candidate", as in the config file.
-std::string_view to_string(routing::PromotionMode mode);
+std::string_view to_string(config::PromotionMode mode);
 
 /// Judge error run length that holds the route.
 inline constexpr std::uint32_t kJudgeErrorHoldRun = 5;
@@ -117,21 +118,6 @@ inline constexpr std::size_t kLiveMinRequests = 50;
 inline constexpr double kLiveMaxErrorRate = 0.02;  ///< roll back when strictly above
 /// Expected mirrored requests without a verdict before "verdicts stopped" may fire.
 inline constexpr double kStallMinExpectedMirrors = 5.0;
-
-/// The k-th sequential test's share of the error budget `alpha` (k = 1, 2, ...):
-/// 6 alpha / (pi^2 k^2), so that the shares of all tests sum to alpha.
-double test_budget(double alpha, std::uint64_t k);
-/// The k-th test's acceptance bound on the log-likelihood ratio: ln(1 / test_budget(alpha, k)).
-double accept_bound(double alpha, std::uint64_t k);
-/// What the tests after the k-th may still spend: alpha minus the shares of tests 1..k (an
-/// upper bound, within 1e-7 of it relatively).
-double budget_after(double alpha, std::uint64_t k);
-/// The route's promise in one line, e.g. "false switch at most 5% at any horizon".
-std::string guarantee(const routing::PromotionConfig& promotion);
-
-/// The 95% Wilson score lower bound of `passes` out of `samples`; 0 when samples is 0.
-double wilson_lower_bound(std::uint32_t passes, std::uint32_t samples,
-                          double z = 1.959963984540054);
 
 /// The evidence at one moment: the numbers shown in /admin/routes and attached to events.
 struct Evidence {
@@ -174,7 +160,7 @@ struct TransitionEvent {
 /// A snapshot of a controller for /admin/routes, metrics and tests.
 struct Status {
     RouteState state = RouteState::shadowing;
-    routing::PromotionMode mode = routing::PromotionMode::shadow;
+    config::PromotionMode mode = config::PromotionMode::shadow;
     /// primary for shadowing, rolled_back and pinned primary; candidate for ramping (even at a
     /// small share), promoted and pinned candidate.
     Side live_side = Side::primary;
@@ -226,7 +212,7 @@ class Controller {
     /// Starts shadowing (pinned in the pin modes) with empty evidence. `fingerprint` identifies
     /// the evidence: a hash of the candidate's provider and model, the judge's provider and
     /// model, the prompt template's hash and pass_score.
-    Controller(const routing::RouteConfig& route, std::string fingerprint, TimePoint now);
+    Controller(const config::RouteConfig& route, std::string fingerprint, TimePoint now);
 
     /// A judged pair. Updates the window, both sequential tests and the hold clock, then
     /// decides.
@@ -244,7 +230,7 @@ class Controller {
     /// event evidence_reset); changed test hypotheses (threshold, rollback_threshold,
     /// confidence) restart both sequential statistics; a changed mode applies at once; a
     /// smaller window drops the oldest verdicts.
-    void reconfigure(TimePoint now, const routing::RouteConfig& route, std::string fingerprint);
+    void reconfigure(TimePoint now, const config::RouteConfig& route, std::string fingerprint);
 
     /// Manual commands (POST /admin/routes/NAME/...), recorded like automatic changes.
     /// promote: -> promoted (100%) from shadowing, rolled_back or ramping.
@@ -290,7 +276,7 @@ class Controller {
     /// test at the defaults): at least the tests that ended in a rejection (restarts at
     /// rollbacks and reloads were not recorded), so the budget left is not overstated by
     /// them; the cost is a higher acceptance bound, which grows only like 2 ln k.
-    static Controller from_json(std::string_view json, const routing::RouteConfig& route,
+    static Controller from_json(std::string_view json, const config::RouteConfig& route,
                                 std::string fingerprint, TimePoint now,
                                 const VerdictLogTail& log = {});
 
@@ -298,22 +284,16 @@ class Controller {
     std::uint64_t total_verdicts() const { return total_verdicts_; }
 
   private:
-    struct SprtSteps {
-        double pass = 0.0;  ///< flip test increment per pass (> 0)
-        double fail = 0.0;  ///< flip test increment per fail (< 0)
-        double alpha = 0.0;   ///< the error budget of all tests together
-        double reject = 0.0;  ///< ln(beta)
-    };
     friend struct ControllerJson;
 
-    static SprtSteps sprt_steps(const routing::PromotionConfig& promotion);
-    void apply_config(const routing::RouteConfig& route);
+    /// The states the controller watches for a rollback: ramping and promoted.
+    static bool watched(RouteState state);
+    void apply_config(const config::RouteConfig& route);
 
     // Inputs
     void add_to_window(VerdictKind verdict);
     void update_sequential_tests(bool pass);
     void update_hold_clock(TimePoint now);
-    void count_live(bool error);
     void replay_unsaved(const VerdictLogTail& log);
 
     // Decisions
@@ -336,8 +316,16 @@ class Controller {
     void start_rollback_test();
     void reset_evidence(TimePoint now, std::string reason);
     void restart_tests(TimePoint now);
-    void apply_mode(TimePoint now, routing::PromotionMode old_mode);
+    void apply_mode(TimePoint now, config::PromotionMode old_mode);
     void apply_ramp_change(TimePoint now, double old_share);
+    /// True when the ramp has no step `step` below 100: that step is promoted.
+    bool ramp_done(std::size_t step) const;
+    /// -> ramping at `step`, or promoted when ramp_done(step).
+    void enter_ramp_step(TimePoint now, std::size_t step, Trigger trigger, std::string reason);
+    /// A manual command: refused, unchanged, or the transition to `to` with `reason` (or
+    /// `fallback` when empty).
+    ManualOutcome manual(TimePoint now, bool refused, bool unchanged, RouteState to,
+                         std::string reason, std::string_view fallback, Side pin = Side::primary);
     RouteState unpinned_state() const;
     void push_event(TimePoint now, EventKind kind, Trigger trigger, RouteState from, Side from_side,
                     std::string reason, const Evidence& evidence);
@@ -345,7 +333,7 @@ class Controller {
     Evidence evidence() const;
 
     // Configuration
-    routing::PromotionConfig promotion_;
+    config::PromotionConfig promotion_;
     double sample_rate_ = 0.0;
     std::string fingerprint_;
     SprtSteps steps_;
@@ -374,7 +362,7 @@ class Controller {
     // Watch while the candidate is live
     double rollback_llr_ = 0.0;
     std::uint64_t rollback_test_ = 0;  ///< k of the current rollback test, 0 before any; durable
-    std::deque<bool> live_;  ///< last kLiveWindow candidate live requests, true = error
+    std::deque<bool> live_;            ///< last kLiveWindow candidate live requests, true = error
     std::uint32_t live_errors_ = 0;
     TimePoint step_started_;
     std::uint32_t step_samples_ = 0;

@@ -2,7 +2,7 @@
 /// `turnout eval`'s plain-C++ pieces (CONTRACT.md "Eval"): the prompts file, the record of one
 /// judged pair (a `verdicts.jsonl` line and its parse, for resuming), the summary statistics
 /// and the verdict, and the three renderings (the console summary, `report.md`, `scores.svg`).
-/// No I/O: gateway/eval_beast.cpp sends the prompts, reads and writes the files.
+/// No I/O: cli/eval.cpp sends the prompts, reads and writes the files.
 ///
 /// The verdict rule, where the contract leaves room (checked in this order; "samples" are the
 /// pass + fail verdicts, "errors" the pairs without one: a judge error or a failed primary):
@@ -16,10 +16,10 @@
 /// 6. the sequential test accepted, or the 95% Wilson lower bound >= rollback_threshold:
 ///    switch;
 /// 7. otherwise (pass rate at or above threshold on weak evidence): inconclusive.
-/// The sequential test is Wald's SPRT of the controller (H1 p = threshold against H0 p =
-/// rollback_threshold, alpha = beta = 1 - confidence) run over the pairs in prompt-file order,
-/// judge errors skipped, stopping at the first crossing of a bound (a one-off test: no floor,
-/// no restart, unlike the live controller).
+/// The sequential test is the controller's first flip test (H1 p = threshold against H0 p =
+/// rollback_threshold, alpha = beta = 1 - confidence, Ville's bounds: sequential_test.hpp)
+/// run over the pairs in prompt-file order, judge errors skipped, stopping at the first
+/// crossing of a bound (a one-off test: no restart, unlike the live controller).
 ///
 /// All functions are thread safe (no shared state); bad input never throws.
 
@@ -30,8 +30,9 @@
 #include <string_view>
 #include <vector>
 
-#include "routing/config.hpp"
+#include "config/config.hpp"
 #include "shadow/controller.hpp"
+#include "shadow/digest.hpp"
 #include "shadow/judge.hpp"
 
 namespace turnout::shadow {
@@ -69,9 +70,6 @@ std::string format_problem(std::string_view file, const PromptProblem& problem);
 /// whitespace, member order and escapes do not change a prompt's hash. "" when not JSON.
 std::string canonical_json(std::string_view json);
 
-/// Lowercase hex SHA-256 (64 characters); "" only if OpenSSL fails.
-std::string sha256_hex(std::string_view text);
-
 /// `request_json` with `model` set to `model` (the gateway then rewrites it for the target, as
 /// for live traffic). Unchanged when it is not a JSON object.
 std::string request_with_model(std::string_view request_json, std::string_view model);
@@ -107,7 +105,6 @@ struct PairRecord {
     bool judged() const { return primary.ok && candidate.ok; }
     bool operator==(const PairRecord&) const = default;
 };
-
 
 /// Settles `record`'s verdict from its sides and, when both answered, the judge's `verdict`
 /// (parse_judge_completion's, or an error verdict saying why the call failed): a failed
@@ -150,7 +147,7 @@ struct EvalParams {
     double confidence = 0.95;
     std::uint32_t min_samples = 50;
 };
-EvalParams eval_params(const routing::RouteConfig& route);
+EvalParams eval_params(const config::RouteConfig& route);
 
 /// Samples the verdict needs: min(50, min_samples), at least 1.
 std::uint32_t required_samples(const EvalParams& params);
@@ -159,8 +156,8 @@ std::uint32_t required_samples(const EvalParams& params);
 struct SprtResult {
     SprtDecision decision = SprtDecision::undecided;
     double llr = 0;                ///< where the test stopped (or after the last pair)
-    double accept = 0;             ///< ln((1 - beta) / alpha)
-    double reject = 0;             ///< ln(beta / (1 - alpha))
+    double accept = 0;             ///< accept_bound(alpha, 1): the controller's first flip test
+    double reject = 0;             ///< ln(beta)
     std::size_t samples_used = 0;  ///< pass/fail verdicts read when it stopped
 };
 SprtResult run_sprt(const std::vector<PairRecord>& records, const EvalParams& params);

@@ -27,10 +27,6 @@ struct Outcome {
     double later = 1.0;
 };
 
-double alpha_of(const routing::PromotionConfig& promotion) {
-    return std::clamp(1.0 - promotion.confidence, 1e-9, 1.0 - 1e-9);
-}
-
 /// Ville's inequality from where a run stands: the running test (statistic `llr`, bound
 /// `accept`, the k-th) reaches its bound with probability at most exp(llr - accept); a test
 /// that has just rejected is over (the next one starts at 0). The later tests may spend at most
@@ -42,8 +38,8 @@ double later_bound(double llr, double accept, double reject, std::uint64_t k, do
     return std::min(1.0, running + budget_after(alpha, k));
 }
 
-routing::RouteConfig automatic(routing::RouteConfig route) {
-    route.promotion.mode = routing::PromotionMode::automatic;
+config::RouteConfig automatic(config::RouteConfig route) {
+    route.promotion.mode = config::PromotionMode::automatic;
     return route;
 }
 
@@ -59,10 +55,10 @@ std::uint64_t seed_for(std::uint64_t seed, double pass_rate, Direction direction
 
 /// `runs` routes at `pass_rate`, each fed up to `verdicts` verdicts `verdicts_per_hour` apart:
 /// from a fresh start for flips, from a manual promotion for rollbacks.
-std::vector<Outcome> simulate(const routing::RouteConfig& route, Direction direction,
+std::vector<Outcome> simulate(const config::RouteConfig& route, Direction direction,
                               double pass_rate, double verdicts_per_hour, std::uint64_t verdicts,
                               const ExplainOptions& options) {
-    const double alpha = alpha_of(route.promotion);
+    const double alpha = error_budget(route.promotion.confidence);
     const Clock::duration step = spacing(verdicts_per_hour);
     std::mt19937_64 rng(seed_for(options.seed, pass_rate, direction));
     std::vector<Outcome> outcomes(options.runs);
@@ -130,7 +126,7 @@ std::uint64_t month_of(double verdicts_per_hour) {
 }
 
 std::vector<double> table_rates(const ExplainOptions& options,
-                                const routing::PromotionConfig& promotion) {
+                                const config::PromotionConfig& promotion) {
     std::vector<double> rates = options.pass_rates;
     for (const double extra : {promotion.rollback_threshold, promotion.threshold}) {
         const bool listed = std::any_of(rates.begin(), rates.end(),
@@ -161,10 +157,10 @@ FlipSpeed speed_of(const std::vector<Outcome>& outcomes, double pass_rate,
 
 /// The controller's own counts: verdicts of one kind, from a fresh test, until `done`.
 template <typename Done>
-std::uint64_t straight(const routing::RouteConfig& route, bool promoted, VerdictKind kind,
+std::uint64_t straight(const config::RouteConfig& route, bool promoted, VerdictKind kind,
                        Done done) {
-    routing::RouteConfig r = route;
-    r.promotion.hold = routing::Duration::zero();
+    config::RouteConfig r = route;
+    r.promotion.hold = config::Duration::zero();
     r.promotion.min_samples = 0;
     Controller c(r, "explain", kStart);
     TimePoint now = kStart;
@@ -179,8 +175,8 @@ std::uint64_t straight(const routing::RouteConfig& route, bool promoted, Verdict
 
 }  // namespace
 
-Explanation explain(const routing::RouteConfig& original, const ExplainOptions& options) {
-    const routing::RouteConfig route = automatic(original);
+Explanation explain(const config::RouteConfig& original, const ExplainOptions& options) {
+    const config::RouteConfig route = automatic(original);
     Explanation e;
     e.route = original.name;
     e.promotion = original.promotion;
@@ -271,7 +267,7 @@ std::string percent(double share, Rounding rounding = Rounding::nearest) {
     return format(decimals == 2 ? "%.2f%%" : "%.1f%%", shown);
 }
 
-std::string duration_text(routing::Duration d) {
+std::string duration_text(config::Duration d) {
     const auto ms = d.count();
     if (ms == 0) return "0s";
     if (ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
@@ -305,20 +301,20 @@ std::string tests_text(const Explanation& e) {
                "                  a rejection starts the next test: the k-th accepts at\n"
                "                  ln(pi^2 k^2 / (6 x %.3g)), so all together err at most "
                "%.3g\n",
-               alpha_of(e.promotion), alpha_of(e.promotion)) +
+               error_budget(e.promotion.confidence), error_budget(e.promotion.confidence)) +
            format(
                "  rollback test:  %llu straight fails roll back after a flip, %llu straight "
                "passes restart\n                  it (the same rule)\n",
                count(e.rollback_fails), count(e.rollback_reject_passes));
 }
 
-std::string stall_text(const routing::PromotionConfig& p) {
-    const routing::Duration grace = p.hold > routing::Duration::zero() ? p.hold : p.step;
-    if (grace <= routing::Duration::zero()) {
+std::string stall_text(const config::PromotionConfig& p) {
+    const config::Duration grace = p.hold > config::Duration::zero() ? p.hold : p.step;
+    if (grace <= config::Duration::zero()) {
         return "verdicts stopping: never here (hold and step are both 0s)";
     }
     return "verdicts\n  stopping (none for " + duration_text(grace) +
-           (p.hold > routing::Duration::zero() ? ", the hold" : ", the step: hold is 0s") +
+           (p.hold > config::Duration::zero() ? ", the hold" : ", the step: hold is 0s") +
            ", while traffic that should have given 5 mirrors went on)";
 }
 
@@ -351,7 +347,7 @@ std::string render(const Explanation& e) {
     out += "hold " + duration_text(p.hold) + ", ramp " + ramp_text(p.ramp) + ",\n" +
            "                  step " + duration_text(p.step) + ", cooldown " +
            duration_text(p.cooldown) + "\n";
-    if (p.mode != routing::PromotionMode::automatic) {
+    if (p.mode != config::PromotionMode::automatic) {
         out += "  (mode " + std::string(to_string(p.mode)) +
                " never flips or rolls back by itself: the numbers are those of mode auto)\n";
     }

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "routing/config.hpp"
+#include "config/config.hpp"
 
 namespace turnout::shadow {
 
@@ -69,7 +69,7 @@ struct FlipSpeed {
 
 struct Explanation {
     std::string route;
-    routing::PromotionConfig promotion;
+    config::PromotionConfig promotion;
     double sample_rate = 0.0;
     ExplainOptions options;
     double flip_verdicts_per_hour = 0.0;      ///< sample_rate x requests per hour
@@ -86,7 +86,7 @@ struct Explanation {
 };
 
 /// Runs the simulation for `route` (in mode auto whatever its mode; render() says so).
-Explanation explain(const routing::RouteConfig& route, const ExplainOptions& options = {});
+Explanation explain(const config::RouteConfig& route, const ExplainOptions& options = {});
 
 /// The table and its notes as text, for `turnout explain`.
 std::string render(const Explanation& explanation);

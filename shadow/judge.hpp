@@ -38,9 +38,9 @@ namespace turnout::shadow {
 std::string_view builtin_judge_template();
 
 /// The template of a route's judge: the built-in one when `judge.prompt_file` is empty, else
-/// that file, read bounded (a regular file of at most 16 MiB, routing/bounded_file.hpp).
+/// that file, read bounded (a regular file of at most 16 MiB, base/bounded_file.hpp).
 /// Throws std::runtime_error naming the file and why it cannot be read.
-std::string load_judge_template(const routing::JudgeConfig& judge);
+std::string load_judge_template(const config::JudgeConfig& judge);
 
 /// Problems that make `template_text` unusable as a judge prompt, one message each: each of
 /// `{{REQUEST}}`, `{{ANSWER_A}}` and `{{ANSWER_B}}` must occur exactly once, and no other

@@ -23,6 +23,13 @@
 /// Errors: after construction nothing throws across this API (apart from std::bad_alloc): write
 /// failures (disk full, permission denied) are returned as std::error_code and reported through
 /// StoreOptions::on_warning; unreadable or corrupt files are skipped with a warning.
+///
+/// Test-only seam (a test holds the store inside a sync to show what does not wait for it):
+/// when the environment variable TURNOUT_TEST_STORE_SYNC_GATE (kStoreSyncGateEnv) names a
+/// path, read once when the store is constructed, then just before each fsync or fdatasync
+/// the store performs, while that path exists: the store creates `<path>.waiting`, waits
+/// (polling every 10 ms) until `<path>` no longer exists, removes `<path>.waiting` and goes on
+/// with the sync. Unset or empty, or the path absent: no effect. Never set it in production.
 
 #include <cstddef>
 #include <cstdint>
@@ -37,6 +44,14 @@
 #include <vector>
 
 namespace turnout::shadow {
+
+namespace detail {
+class AppendLog;
+class DiskSync;
+}  // namespace detail
+
+/// The test-only sync gate's environment variable (see the file comment).
+inline constexpr const char* kStoreSyncGateEnv = "TURNOUT_TEST_STORE_SYNC_GATE";
 
 /// Tuning and reporting for a StateStore.
 struct StoreOptions {
@@ -56,6 +71,11 @@ struct StoreOptions {
     /// batches). Either way an append is one write(2): a killed process loses nothing
     /// appended; only a power loss can lose what was not synced yet.
     bool sync_every_append = true;
+
+    /// on_warning(message) when set.
+    void warn(const std::string& message) const {
+        if (on_warning) on_warning(message);
+    }
 };
 
 /// See the file comment. Not copyable or movable (the logs keep open descriptors and mutexes).
@@ -111,17 +131,15 @@ class StateStore {
     static std::optional<std::string> decode_route_name(std::string_view stem);
 
   private:
-    class AppendLog;
-
-    void warn(const std::string& message) const;
     void remove_temp_files();
 
     std::string path_;
     std::string routes_dir_;
     StoreOptions options_;
+    std::unique_ptr<const detail::DiskSync> sync_;  // every fsync and fdatasync, behind the gate
     std::mutex states_mutex_;  // serialises state saves and loads (one temp name per route)
-    std::unique_ptr<AppendLog> verdicts_;
-    std::unique_ptr<AppendLog> events_;
+    std::unique_ptr<detail::AppendLog> verdicts_;
+    std::unique_ptr<detail::AppendLog> events_;
 };
 
 }  // namespace turnout::shadow

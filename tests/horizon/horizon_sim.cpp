@@ -32,12 +32,12 @@ using turnout::shadow::VerdictKind;
 
 const TimePoint kT0 = TimePoint{} + 1'700'000'000s;
 
-turnout::routing::RouteConfig make_route() {
-    turnout::routing::RouteConfig route;
+turnout::config::RouteConfig make_route() {
+    turnout::config::RouteConfig route;
     route.name = "horizon";
     route.shadow.sample_rate = 0.1;
     auto& p = route.promotion;
-    p.mode = turnout::routing::PromotionMode::automatic;
+    p.mode = turnout::config::PromotionMode::automatic;
     p.window = 100;
     p.min_samples = 50;
     p.threshold = 0.90;

@@ -11,7 +11,7 @@
 #include <regex>
 #include <string>
 
-#include "routing/config_loader.hpp"
+#include "config/loader.hpp"
 #include "shadow/controller.hpp"
 #include "shadow/explain.hpp"
 #include "tests/support/fixtures.hpp"
@@ -32,8 +32,8 @@ RunResult explain(std::vector<std::string> args) {
     return run_command(p, kExplainWait);
 }
 
-routing::RouteConfig example_route(const std::string& name) {
-    const auto loaded = routing::load_config_file(kExample, routing::EnvPolicy::warn);
+config::RouteConfig example_route(const std::string& name) {
+    const auto loaded = config::load_config_file(kExample, config::EnvPolicy::warn);
     EXPECT_TRUE(loaded.errors.empty());
     for (const auto& route : loaded.config->routes) {
         if (route.name == name) return route;
@@ -65,7 +65,7 @@ double percent_of(const std::string& text) {
 
 /// An independent simulation: `runs` fresh routes fed a verdict every `spacing` at
 /// `pass_rate`; the share that flipped within `verdicts` and their mean verdicts to flip.
-std::pair<double, double> simulate_flips(const routing::RouteConfig& route, double pass_rate,
+std::pair<double, double> simulate_flips(const config::RouteConfig& route, double pass_rate,
                                          int runs, int verdicts, std::chrono::seconds spacing,
                                          std::uint64_t seed) {
     std::mt19937_64 rng(seed);

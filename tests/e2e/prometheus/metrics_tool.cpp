@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "metrics/metrics.hpp"
-#include "tests/unit/metrics/deploy_files.hpp"
+#include "tests/deploy/deploy_files.hpp"
 #include "tests/unit/metrics/sample_families.hpp"
 
 namespace {

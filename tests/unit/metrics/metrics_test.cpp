@@ -23,8 +23,8 @@ Exposition scrape(const Metrics& metrics) {
     return parsed;
 }
 
-const routing::PriceConfig kOpus{15.0, 75.0};
-const routing::PriceConfig kSpark{0.5, 2.0};
+const config::PriceConfig kOpus{15.0, 75.0};
+const config::PriceConfig kSpark{0.5, 2.0};
 
 // The contract's table (CONTRACT.md "Metrics"): names, types and label names, exactly.
 TEST(Metrics, ExposesEveryContractFamilyWithItsTypeAndLabels) {

@@ -3,8 +3,8 @@
 namespace turnout::metrics::testing {
 
 void record_one_of_each(Metrics& metrics) {
-    const routing::PriceConfig opus{15.0, 75.0};
-    const routing::PriceConfig spark{0.5, 2.0};
+    const config::PriceConfig opus{15.0, 75.0};
+    const config::PriceConfig spark{0.5, 2.0};
     auto primary = metrics.target("coding", "opus", "claude-opus-4-6", opus);
     auto candidate = metrics.target("coding", "spark", "gpt-5.3-codex-spark", spark, opus);
     for (auto* target : {primary.get(), candidate.get()}) {

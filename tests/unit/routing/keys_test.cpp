@@ -11,9 +11,9 @@
 namespace turnout::routing {
 namespace {
 
-Config config_with_keys(std::vector<std::pair<std::string, std::string>> keys) {
-    Config c;
-    for (auto& [name, env] : keys) c.keys.push_back(ClientKeyConfig{name, env});
+config::Config config_with_keys(std::vector<std::pair<std::string, std::string>> keys) {
+    config::Config c;
+    for (auto& [name, env] : keys) c.keys.push_back(config::ClientKeyConfig{name, env});
     return c;
 }
 
@@ -54,7 +54,7 @@ TEST_F(KeyRingTest, WrongEmptyPrefixLongerAreRefused) {
 }
 
 TEST(KeyRing, NoKeysConfiguredIsDisabled) {
-    const KeyRing ring(Config{}, fake_env({{"A_KEY", "x"}}));
+    const KeyRing ring(config::Config{}, fake_env({{"A_KEY", "x"}}));
     EXPECT_FALSE(ring.enabled());
     EXPECT_EQ(ring.authenticate("x"), std::nullopt);
     EXPECT_EQ(ring.authenticate(""), std::nullopt);

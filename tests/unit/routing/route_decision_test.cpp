@@ -15,24 +15,24 @@
 namespace turnout::routing {
 namespace {
 
-TargetConfig target(std::string provider, std::string model, std::uint32_t weight = 1) {
-    TargetConfig t;
+config::TargetConfig target(std::string provider, std::string model, std::uint32_t weight = 1) {
+    config::TargetConfig t;
     t.provider = std::move(provider);
     t.model = std::move(model);
     t.weight = weight;
     return t;
 }
 
-RouteConfig route(std::string name, std::string match_model = "") {
-    RouteConfig r;
+config::RouteConfig route(std::string name, std::string match_model = "") {
+    config::RouteConfig r;
     r.name = std::move(name);
     r.match.model = std::move(match_model);
     r.primary = target("p", "m-" + r.name);
     return r;
 }
 
-std::shared_ptr<const Config> config_of(std::vector<RouteConfig> routes) {
-    auto c = std::make_shared<Config>();
+std::shared_ptr<const config::Config> config_of(std::vector<config::RouteConfig> routes) {
+    auto c = std::make_shared<config::Config>();
     c->routes = std::move(routes);
     return c;
 }
@@ -109,7 +109,7 @@ TEST(RouteTableModel, EmptyConfigMatchesNothing) {
 // ---------------------------------------------------------------------------------------------
 // Matching on headers
 
-RouteConfig with_headers(RouteConfig r, std::map<std::string, std::string> headers) {
+config::RouteConfig with_headers(config::RouteConfig r, std::map<std::string, std::string> headers) {
     r.match.headers = std::move(headers);
     return r;
 }
@@ -178,7 +178,7 @@ TEST(RouteTableHeaders, ModelMustMatchToo) {
 // ---------------------------------------------------------------------------------------------
 // Matching on client keys
 
-RouteConfig with_keys(RouteConfig r, std::vector<std::string> keys) {
+config::RouteConfig with_keys(config::RouteConfig r, std::vector<std::string> keys) {
     r.match.keys = std::move(keys);
     return r;
 }
@@ -222,8 +222,8 @@ TEST(RouteTableKeys, AllConditionsTogether) {
 // ---------------------------------------------------------------------------------------------
 // Weighted targets
 
-RouteConfig split(std::string name, std::vector<TargetConfig> targets) {
-    RouteConfig r;
+config::RouteConfig split(std::string name, std::vector<config::TargetConfig> targets) {
+    config::RouteConfig r;
     r.name = std::move(name);
     r.targets = std::move(targets);
     return r;
@@ -300,8 +300,8 @@ TEST(RouteTableWeights, SingleTarget) {
 // ---------------------------------------------------------------------------------------------
 // The candidate share from the route states
 
-RouteConfig with_candidate(std::string name) {
-    RouteConfig r = route(name, name);  // not a catch-all: each route reachable by its name
+config::RouteConfig with_candidate(std::string name) {
+    config::RouteConfig r = route(name, name);  // not a catch-all: each route reachable by its name
     r.primary = target("opus", "slow");
     r.candidate = target("spark", "fast");
     return r;
@@ -416,14 +416,14 @@ TEST(RouteStatesValue, SetAndGet) {
 // ---------------------------------------------------------------------------------------------
 // Fallbacks
 
-std::vector<std::string> models_of(const std::vector<TargetConfig>& targets) {
+std::vector<std::string> models_of(const std::vector<config::TargetConfig>& targets) {
     std::vector<std::string> models;
     for (const auto& t : targets) models.push_back(t.provider + "/" + t.model);
     return models;
 }
 
 TEST(RouteTableFallbacks, ConfiguredOrderWhenThePrimaryServes) {
-    RouteConfig r = with_candidate("r");
+    config::RouteConfig r = with_candidate("r");
     r.fallbacks = {target("f1", "a"), target("f2", "b"), target("f3", "c")};
     const RouteTable table(config_of({r}));
     const auto d = table.decide(with_id("r", "x"), {});
@@ -431,7 +431,7 @@ TEST(RouteTableFallbacks, ConfiguredOrderWhenThePrimaryServes) {
 }
 
 TEST(RouteTableFallbacks, PrimaryFirstWhenTheCandidateServes) {
-    RouteConfig r = with_candidate("r");
+    config::RouteConfig r = with_candidate("r");
     r.fallbacks = {target("f1", "a"), target("f2", "b")};
     const RouteTable table(config_of({r}));
     const auto d = table.decide(with_id("r", "x"), {{"r", RouteServing{1.0}}});
@@ -441,7 +441,7 @@ TEST(RouteTableFallbacks, PrimaryFirstWhenTheCandidateServes) {
 
 TEST(RouteTableFallbacks, RepeatsOfTheTargetOrAnEarlierFallbackAreDropped) {
     // The contract's example: the candidate is also the primary's fallback.
-    RouteConfig r = with_candidate("r");
+    config::RouteConfig r = with_candidate("r");
     r.fallbacks = {target("spark", "fast"), target("x", "y"), target("x", "y")};
     const RouteTable table(config_of({r}));
     EXPECT_EQ(models_of(table.decide(with_id("r", "x"), {})->fallbacks),
@@ -451,7 +451,7 @@ TEST(RouteTableFallbacks, RepeatsOfTheTargetOrAnEarlierFallbackAreDropped) {
 }
 
 TEST(RouteTableFallbacks, SameModelWithDifferentExtrasIsADifferentUpstream) {
-    RouteConfig r = route("r");
+    config::RouteConfig r = route("r");
     r.primary = target("opus", "m");
     r.primary->extra_body_json = R"({"speed":"fast"})";
     r.fallbacks = {target("opus", "m")};
@@ -463,7 +463,7 @@ TEST(RouteTableFallbacks, SameModelWithDifferentExtrasIsADifferentUpstream) {
 }
 
 TEST(RouteTableFallbacks, WeightedPickIsThePrimarySide) {
-    RouteConfig r = split("r", {target("a", "x", 1), target("b", "y", 1)});
+    config::RouteConfig r = split("r", {target("a", "x", 1), target("b", "y", 1)});
     r.candidate = target("spark", "fast");
     r.fallbacks = {target("f", "z")};
     const RouteTable table(config_of({r}));
@@ -483,7 +483,7 @@ TEST(RouteTableFallbacks, WeightedPickIsThePrimarySide) {
 // The table itself
 
 TEST(RouteTableDecision, CarriesTheRouteSettingsAndTargetExtras) {
-    RouteConfig r = with_candidate("r");
+    config::RouteConfig r = with_candidate("r");
     r.primary->headers = {{"anthropic-beta", "fast-mode-2026-02-01"}};
     r.primary->extra_body_json = R"({"speed":"fast"})";
     r.shadow.sample_rate = 0.25;
@@ -506,7 +506,7 @@ TEST(RouteTableDecision, CarriesTheRouteSettingsAndTargetExtras) {
 
 TEST(RouteTableDecision, KeepsItsConfigAlive) {
     auto config = config_of({route("r")});
-    const std::weak_ptr<const Config> weak = config;
+    const std::weak_ptr<const config::Config> weak = config;
     const auto table = std::make_unique<RouteTable>(std::move(config));
     EXPECT_FALSE(weak.expired());
     EXPECT_EQ(&table->config(), weak.lock().get());
@@ -521,7 +521,7 @@ TEST(RouteTableDecision, ModelNames) {
 }
 
 TEST(RouteTableDecision, ConcurrentCallersGetTheSameStableAnswers) {
-    RouteConfig r = split("r", {target("a", "x", 1), target("b", "y", 1), target("c", "z", 1)});
+    config::RouteConfig r = split("r", {target("a", "x", 1), target("b", "y", 1), target("c", "z", 1)});
     r.candidate = target("spark", "fast");
     const RouteTable table(config_of({r}));
     const RouteStates states{{"r", RouteServing{0.5}}};
@@ -549,7 +549,7 @@ TEST(RouteTableDecision, ConcurrentCallersGetTheSameStableAnswers) {
 
 TEST(RouteTableDecision, RejectsConfigsItCannotServe) {
     EXPECT_THROW(RouteTable(nullptr), std::invalid_argument);
-    RouteConfig empty;
+    config::RouteConfig empty;
     empty.name = "empty";
     EXPECT_THROW(RouteTable(config_of({empty})), std::invalid_argument);
     EXPECT_THROW(RouteTable(config_of({split("zero", {target("a", "x", 0)})})),

@@ -71,24 +71,24 @@ TEST(IsGlob, DetectsWildcards) {
 
 // A function, not aggregate initialisation: GCC's -Wmissing-field-initializers flags every
 // brace-initialised TargetConfig that leaves out its later members.
-TargetConfig target(std::string provider, std::string model, std::uint32_t weight) {
-    TargetConfig t;
+config::TargetConfig target(std::string provider, std::string model, std::uint32_t weight) {
+    config::TargetConfig t;
     t.provider = std::move(provider);
     t.model = std::move(model);
     t.weight = weight;
     return t;
 }
 
-RouteConfig route(std::string name, std::string match_model = "") {
-    RouteConfig r;
+config::RouteConfig route(std::string name, std::string match_model = "") {
+    config::RouteConfig r;
     r.name = std::move(name);
     r.match.model = std::move(match_model);
     r.primary = target("p", "m", 1);
     return r;
 }
 
-Config config_of(std::vector<RouteConfig> routes) {
-    Config c;
+config::Config config_of(std::vector<config::RouteConfig> routes) {
+    config::Config c;
     c.routes = std::move(routes);
     return c;
 }
@@ -173,7 +173,7 @@ TEST(ServingTarget, PrimaryWhenSet) {
 }
 
 TEST(ServingTarget, FirstWeightedTarget) {
-    RouteConfig r;
+    config::RouteConfig r;
     r.name = "split";
     r.targets = {target("opus", "m", 90), target("spark", "n", 10)};
     EXPECT_EQ(serving_target(r).model, "m");
@@ -181,7 +181,7 @@ TEST(ServingTarget, FirstWeightedTarget) {
 }
 
 TEST(ServingTargetDeathTest, RouteWithoutTargetsAborts) {
-    RouteConfig r;
+    config::RouteConfig r;
     r.name = "broken";
     EXPECT_DEATH(serving_target(r), "route 'broken' has neither primary nor targets");
 }

@@ -28,7 +28,7 @@ inline void PrintTo(ManualOutcome v, std::ostream* os) { *os << static_cast<int>
 namespace {
 
 using namespace std::chrono_literals;
-using routing::PromotionMode;
+using config::PromotionMode;
 
 const TimePoint kT0 = TimePoint{} + 1'700'000'000s;
 const double kPassStep = std::log(0.90 / 0.85);
@@ -42,12 +42,12 @@ const double kAccept = accept_at(1);
 const double kReject = std::log(0.05);
 
 /// The contract's example route with mode auto and hold 0s unless a test says otherwise.
-routing::RouteConfig make_route() {
-    routing::RouteConfig route;
+config::RouteConfig make_route() {
+    config::RouteConfig route;
     route.name = "coding";
     route.shadow.sample_rate = 0.1;
     auto& p = route.promotion;
-    p.mode = PromotionMode::automatic;
+    p.mode = config::PromotionMode::automatic;
     p.window = 100;
     p.min_samples = 50;
     p.threshold = 0.90;
@@ -61,7 +61,7 @@ routing::RouteConfig make_route() {
     return route;
 }
 
-routing::RouteConfig with_mode(routing::RouteConfig route, PromotionMode mode) {
+config::RouteConfig with_mode(config::RouteConfig route, config::PromotionMode mode) {
     route.promotion.mode = mode;
     return route;
 }
@@ -69,14 +69,14 @@ routing::RouteConfig with_mode(routing::RouteConfig route, PromotionMode mode) {
 /// A controller and its fake clock. Each input first moves the clock by its spacing.
 class Script {
   public:
-    explicit Script(routing::RouteConfig route = make_route(), std::string fingerprint = "fp-1")
+    explicit Script(config::RouteConfig route = make_route(), std::string fingerprint = "fp-1")
         : route_(std::move(route)), controller_(route_, std::move(fingerprint), kT0) {}
 
     Controller& c() { return controller_; }
     Status status() const { return controller_.status(); }
     RouteState state() const { return controller_.state(); }
     TimePoint now() const { return now_; }
-    routing::RouteConfig& route() { return route_; }
+    config::RouteConfig& route() { return route_; }
 
     void verdicts(int n, VerdictKind kind, std::chrono::seconds spacing = 1s) {
         for (int i = 0; i < n; ++i) {
@@ -119,7 +119,7 @@ class Script {
     }
 
   private:
-    routing::RouteConfig route_;
+    config::RouteConfig route_;
     Controller controller_;
     TimePoint now_ = kT0;
 };
@@ -311,7 +311,7 @@ TEST(ControllerFlip, NoFlipWithoutTraffic) {
 }
 
 TEST(ControllerFlip, ModeShadowJudgesButNeverFlips) {
-    Script s(with_mode(make_route(), PromotionMode::shadow));
+    Script s(with_mode(make_route(), config::PromotionMode::shadow));
     s.passes(1000);
     s.tick_until(s.now() + 24h, 1min);
     EXPECT_EQ(s.state(), RouteState::shadowing);
@@ -678,7 +678,7 @@ TEST(ControllerPins, ManualPinCandidateSurvivesBadEvidence) {
 }
 
 TEST(ControllerPins, PinModesRefuseEveryManualCommand) {
-    Script s(with_mode(make_route(), PromotionMode::pin_candidate));
+    Script s(with_mode(make_route(), config::PromotionMode::pin_candidate));
     EXPECT_EQ(s.state(), RouteState::pinned);
     EXPECT_EQ(s.c().candidate_share(), 1.0);
     s.fails(100);
@@ -690,7 +690,7 @@ TEST(ControllerPins, PinModesRefuseEveryManualCommand) {
     EXPECT_EQ(s.c().unpin(s.now(), ""), ManualOutcome::refused);
     EXPECT_TRUE(s.take().empty());
 
-    Script p(with_mode(make_route(), PromotionMode::pin_primary));
+    Script p(with_mode(make_route(), config::PromotionMode::pin_primary));
     p.passes(500);
     EXPECT_EQ(p.state(), RouteState::pinned);
     EXPECT_EQ(p.c().candidate_share(), 0.0);
@@ -719,24 +719,24 @@ TEST(ControllerModes, ModeChangesApplyAtOnce) {
     Script s;  // no evidence, so a return to auto does not flip again by itself
     ASSERT_EQ(s.c().promote(s.now(), ""), ManualOutcome::applied);
     s.take();
-    const auto reload = [&](PromotionMode mode) {
+    const auto reload = [&](config::PromotionMode mode) {
         s.c().reconfigure(s.now(), with_mode(make_route(), mode), "fp-1");
         const auto events = s.take();
         return events.empty() ? TransitionEvent{} : events.back();
     };
-    auto e = reload(PromotionMode::pin_primary);
+    auto e = reload(config::PromotionMode::pin_primary);
     EXPECT_EQ(s.state(), RouteState::pinned);
     EXPECT_EQ(s.c().candidate_share(), 0.0);
     EXPECT_EQ(e.trigger, Trigger::config);
     EXPECT_EQ(e.reason, "mode pin-primary");
-    reload(PromotionMode::automatic);
+    reload(config::PromotionMode::automatic);
     EXPECT_EQ(s.state(), RouteState::shadowing);
-    reload(PromotionMode::pin_candidate);
+    reload(config::PromotionMode::pin_candidate);
     EXPECT_EQ(s.c().candidate_share(), 1.0);
-    e = reload(PromotionMode::automatic);
+    e = reload(config::PromotionMode::automatic);
     EXPECT_EQ(s.state(), RouteState::promoted);
     EXPECT_EQ(e.reason, "mode auto");
-    e = reload(PromotionMode::shadow);
+    e = reload(config::PromotionMode::shadow);
     EXPECT_EQ(s.state(), RouteState::shadowing);
     EXPECT_EQ(e.reason, "mode shadow");
 }
@@ -744,7 +744,7 @@ TEST(ControllerModes, ModeChangesApplyAtOnce) {
 TEST(ControllerModes, ManualPinOutlivesAModeChangeToShadow) {
     Script s;
     s.c().pin(s.now(), Side::candidate, "");
-    s.c().reconfigure(s.now(), with_mode(make_route(), PromotionMode::shadow), "fp-1");
+    s.c().reconfigure(s.now(), with_mode(make_route(), config::PromotionMode::shadow), "fp-1");
     EXPECT_EQ(s.state(), RouteState::pinned);
     EXPECT_EQ(s.c().candidate_share(), 1.0);
 }
@@ -853,7 +853,7 @@ void random_step(Controller& c, TimePoint& now, std::mt19937_64& rng, int phase_
     }
 }
 
-routing::RouteConfig restart_route() {
+config::RouteConfig restart_route() {
     auto route = make_route();
     route.promotion.ramp = {10, 50, 100};
     route.promotion.hold = 2min;
@@ -914,7 +914,7 @@ TEST(ControllerPersistence, ConfigChangedWhileDownAppliesOnRestore) {
     s.flip();
     const std::string saved = s.c().to_json();
     auto restored = Controller::from_json(
-        saved, with_mode(make_route(), PromotionMode::pin_primary), "fp-2", s.now() + 1h);
+        saved, with_mode(make_route(), config::PromotionMode::pin_primary), "fp-2", s.now() + 1h);
     const auto events = restored.take_events();
     ASSERT_EQ(events.size(), 2u);
     EXPECT_EQ(events[0].reason, "evidence fingerprint changed");

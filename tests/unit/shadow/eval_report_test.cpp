@@ -202,10 +202,10 @@ TEST(EvalPair, PassIsScoreAtOrAbovePassScore) {
 }
 
 TEST(EvalPair, CostFromThePrice) {
-    routing::PriceConfig price;
+    config::PriceConfig price;
     price.input_per_mtok = 15;
     price.output_per_mtok = 75;
-    EXPECT_DOUBLE_EQ(routing::cost_usd(price, 1000, 200), (1000 * 15.0 + 200 * 75.0) / 1e6);
+    EXPECT_DOUBLE_EQ(config::cost_usd(price, 1000, 200), (1000 * 15.0 + 200 * 75.0) / 1e6);
 }
 
 TEST(EvalPair, JsonLineRoundTrips) {
@@ -305,9 +305,9 @@ TEST(EvalStatistics, WilsonIntervalHasBothBounds) {
 }
 
 TEST(EvalStatistics, SprtBoundsAreTheControllersFirstTest) {
-    routing::RouteConfig route;
+    config::RouteConfig route;
     route.name = "r";
-    routing::TargetConfig target;
+    config::TargetConfig target;
     target.provider = "p";
     target.model = "m";
     route.primary = target;

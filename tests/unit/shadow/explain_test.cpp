@@ -14,11 +14,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-routing::RouteConfig make_route() {
-    routing::RouteConfig route;
+config::RouteConfig make_route() {
+    config::RouteConfig route;
     route.name = "coding";
     route.shadow.sample_rate = 0.1;
-    route.promotion.mode = routing::PromotionMode::automatic;
+    route.promotion.mode = config::PromotionMode::automatic;
     route.promotion.hold = 0s;
     return route;
 }
@@ -99,7 +99,7 @@ TEST(Explain, NoVerdictsMeansNever) {
 
 TEST(Explain, TextNamesTheModeAndTheStallRule) {
     auto route = make_route();
-    route.promotion.mode = routing::PromotionMode::shadow;
+    route.promotion.mode = config::PromotionMode::shadow;
     route.promotion.step = 0s;
     auto options = small();
     options.runs = 5;

@@ -761,7 +761,7 @@ TEST(JudgeSwap, TheLowerScoreCountsAndADisagreementIsAnError) {
 // The template of a route's judge, as the shadow loop and `turnout eval` both load it: the
 // built-in one, or the prompt_file read bounded (a FIFO or a device never hangs or bloats).
 TEST(JudgeTemplateFile, BuiltinFileAndRefusedPaths) {
-    routing::JudgeConfig judge;
+    config::JudgeConfig judge;
     EXPECT_EQ(load_judge_template(judge), builtin_judge_template());
 
     const auto dir = std::filesystem::temp_directory_path() /

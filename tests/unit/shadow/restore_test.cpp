@@ -28,11 +28,11 @@ std::string scratch_dir(const std::string& name) {
     return dir.string();
 }
 
-routing::RouteConfig make_route() {
-    routing::RouteConfig route;
+config::RouteConfig make_route() {
+    config::RouteConfig route;
     route.name = "coding";
     route.shadow.sample_rate = 0.1;
-    route.promotion.mode = routing::PromotionMode::shadow;  // no flips: counting only
+    route.promotion.mode = config::PromotionMode::shadow;  // no flips: counting only
     route.promotion.window = 1000;
     route.promotion.min_samples = 50;
     return route;

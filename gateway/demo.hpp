@@ -1,9 +1,0 @@
-#pragma once
-/// `turnout demo`: the gateway on an embedded default config with simulated providers.
-
-namespace turnout::gateway {
-
-/// argv[0] is "demo"; returns the process exit code.
-int demo_main(int argc, char** argv);
-
-}  // namespace turnout::gateway
