@@ -1,6 +1,6 @@
 #pragma once
 /// The `turnout explain` command line: reads the config, finds the route, prints
-/// shadow::render(shadow::explain(...)). No Beast, no sockets; gateway/main.cpp dispatches to it.
+/// shadow::render(shadow::explain(...)). No Beast, no sockets; cli/main.cpp dispatches to it.
 
 namespace turnout::cli {
 

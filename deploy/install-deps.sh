@@ -18,7 +18,7 @@ build_pkgs=(
   libboost1.81-dev libboost-url1.81-dev libssl-dev prometheus-cpp-dev
   libspdlog-dev libfmt-dev rapidjson-dev libyaml-cpp-dev libgtest-dev libgmock-dev
   openssl wrk nginx-light procps prometheus
-  clang-16 libfuzzer-16-dev libclang-rt-16-dev
+  clang-16 libfuzzer-16-dev libclang-rt-16-dev clang-format
 )
 # Node 20 ships on the CI machines (nodesource); Debian's nodejs/npm conflict with it.
 if ! command -v node >/dev/null 2>&1; then build_pkgs+=(nodejs npm); fi

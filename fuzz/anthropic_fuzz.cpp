@@ -1,4 +1,4 @@
-// Every OpenAI <-> Anthropic translator in gateway/anthropic.hpp on the same bytes: the client
+// Every OpenAI <-> Anthropic translator in protocol/anthropic.hpp on the same bytes: the client
 // request (parsed as the gateway parses requests), the upstream's answer, its error body and
 // its event stream (split into events by SseSplitter and fed one by one, as the relay does).
 #include <rapidjson/document.h>

@@ -73,7 +73,7 @@ int __wrap_openat64(int dir, const char* path, int flags, ...) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string yaml(reinterpret_cast<const char*>(data), size);
     using turnout::config::EnvPolicy;
-    for (const auto policy : {config::EnvPolicy::warn, config::EnvPolicy::require}) {
+    for (const auto policy : {EnvPolicy::warn, EnvPolicy::require}) {
         loading = true;
         const auto result = turnout::config::load_config_string(yaml, "fuzz.yaml", policy);
         loading = false;

@@ -1,4 +1,4 @@
-// The request head and framing checks, as gateway/session_beast.cpp reads a client request:
+// The request head and framing checks, as gateway/session.cpp reads a client request:
 // Beast's request_parser<string_body> under the gateway's header and body limits, then
 // check_request_framing and the hop-by-hop header filter on what parsed. The bytes are parsed
 // twice: in one buffer, and arriving in pieces of a size the input chooses (Beast's need_more

@@ -1,4 +1,4 @@
-// routing/json_input.hpp's parse_json_input, the one reader of outside JSON, with every option
+// base/json_input.hpp's parse_json_input, the one reader of outside JSON, with every option
 // combination and two depth bounds. After a successful parse the document is serialised with
 // RapidJSON's (recursive) Writer and Accept: the depth bound is what keeps that recursion
 // safe, so the document must be within the bound, serialise, and parse again the same way.
@@ -30,13 +30,13 @@ bool serialise(const rapidjson::Document& doc, rapidjson::StringBuffer& out, boo
     return doc.Accept(writer);
 }
 
-void check(std::string_view text, const base::JsonInputOptions& options) {
+void check(std::string_view text, const JsonInputOptions& options) {
     rapidjson::Document doc;
     const auto result = turnout::base::parse_json_input(text, doc, options);
     if (!result) {
         if (!doc.IsNull()) std::abort();
         if (result.offset > text.size()) std::abort();
-        if (!options.reject_duplicate_keys && result.error == base::JsonInputError::duplicate_key) {
+        if (!options.reject_duplicate_keys && result.error == turnout::base::JsonInputError::duplicate_key) {
             std::abort();
         }
         return;
@@ -64,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         for (const bool duplicates : {true, false}) {
             for (const bool lenient : {false, true}) {
                 for (const bool precise : {false, true}) {
-                    base::JsonInputOptions options;
+                    JsonInputOptions options;
                     options.max_depth = depth;
                     options.reject_duplicate_keys = duplicates;
                     options.lenient = lenient;

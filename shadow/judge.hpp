@@ -53,6 +53,13 @@ std::vector<std::string> check_judge_template(std::string_view template_text);
 /// Throws std::runtime_error only if OpenSSL cannot compute a digest (called at config load).
 std::string template_hash(std::string_view template_text);
 
+/// What identifies a route's evidence: its candidate, judge, template and judge settings.
+/// Changing any of these starts the evidence afresh (Controller::reconfigure). The judge's
+/// newer settings join only when they differ from their defaults, so that routes that do not
+/// use them keep the evidence they had.
+std::string evidence_fingerprint(const config::RouteConfig& route,
+                                 std::string_view template_text);
+
 /// The same template with the two answers' positions exchanged, for the second call of
 /// `judge.swap`: each answer keeps its name, its fence and its heading, so the question is
 /// unchanged ("can answer B, the candidate, replace answer A, the reference?") and only the

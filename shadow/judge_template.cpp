@@ -4,6 +4,8 @@
 #include <map>
 #include <stdexcept>
 
+#include <fmt/format.h>
+
 #include "base/bounded_file.hpp"
 #include "shadow/digest.hpp"
 #include "shadow/judge.hpp"
@@ -153,6 +155,21 @@ std::string swapped_judge_template(std::string_view template_text) {
     out.append(template_text.substr(first_start, first_end - first_start));
     out.append(template_text.substr(second_end));
     return out;
+}
+
+std::string evidence_fingerprint(const config::RouteConfig& route,
+                                 std::string_view template_text) {
+    const auto& judge = route.judge;
+    std::string print = fmt::format("candidate={}/{};judge={}/{};template={};pass_score={}",
+                                    route.candidate->provider, route.candidate->model,
+                                    judge.provider, judge.model, template_hash(template_text),
+                                    judge.pass_score);
+    if (judge.swap) print += ";swap=true";
+    if (judge.max_answer_bytes != config::JudgeConfig{}.max_answer_bytes) {
+        print += fmt::format(";max_answer_bytes={}", judge.max_answer_bytes);
+    }
+    if (!judge.extra_body_json.empty()) print += ";body=" + template_hash(judge.extra_body_json);
+    return print;
 }
 
 }  // namespace turnout::shadow

@@ -22,7 +22,7 @@
 #include "base/logging.hpp"
 #include "metrics/metrics.hpp"
 #include "shadow/judge_call.hpp"
-#include "shadow/runtime_json.hpp"
+#include "shadow/runtime_report.hpp"
 #include "shadow/store.hpp"
 #include "upstream/client.hpp"
 
@@ -36,43 +36,6 @@ using upstream::Measured;
 
 constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
 constexpr int kShadowNice = 10;  // the shadow thread's scheduling priority (nice)
-
-/// What identifies the evidence: changing any of these starts it afresh. The judge's newer
-/// settings join only when they differ from their defaults, so that routes that do not use
-/// them keep the evidence they had.
-std::string fingerprint(const config::RouteConfig& route, const std::string& template_text) {
-    const auto& judge = route.judge;
-    std::string print = fmt::format("candidate={}/{};judge={}/{};template={};pass_score={}",
-                                    route.candidate->provider, route.candidate->model,
-                                    judge.provider, judge.model, template_hash(template_text),
-                                    judge.pass_score);
-    if (judge.swap) print += ";swap=true";
-    if (judge.max_answer_bytes != config::JudgeConfig{}.max_answer_bytes) {
-        print += fmt::format(";max_answer_bytes={}", judge.max_answer_bytes);
-    }
-    if (!judge.extra_body_json.empty()) print += ";body=" + template_hash(judge.extra_body_json);
-    return print;
-}
-
-metrics::RouteStateLabel state_label(RouteState state) {
-    switch (state) {
-        case RouteState::shadowing: return metrics::RouteStateLabel::shadowing;
-        case RouteState::ramping: return metrics::RouteStateLabel::ramping;
-        case RouteState::promoted: return metrics::RouteStateLabel::promoted;
-        case RouteState::rolled_back: return metrics::RouteStateLabel::rolled_back;
-        case RouteState::pinned: return metrics::RouteStateLabel::pinned;
-    }
-    return metrics::RouteStateLabel::shadowing;
-}
-
-metrics::Verdict metrics_verdict(VerdictKind kind) {
-    switch (kind) {
-        case VerdictKind::pass: return metrics::Verdict::pass;
-        case VerdictKind::fail: return metrics::Verdict::fail;
-        case VerdictKind::error: return metrics::Verdict::error;
-    }
-    return metrics::Verdict::error;
-}
 
 /// The live side of a pair as the judge and the stats see it.
 Measured live_side(const ShadowJob& job) {
@@ -253,7 +216,8 @@ void ShadowRuntime::Impl::configure(std::shared_ptr<const upstream::Providers> p
                       {{"route", config.name}, {"error", e.what()}});
             continue;
         }
-        auto route = restore_or_create(config, fingerprint(config, template_text), saved, now);
+        auto route = restore_or_create(config, evidence_fingerprint(config, template_text), saved,
+                                       now);
         route->template_text = std::move(template_text);
         route->channel->capacity = config.shadow.max_inflight + config.shadow.queue;
         if (metrics_ != nullptr) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds and runs every test: unit, integration and end-to-end, first in a plain -O0 build,
+# Checks the formatting, then builds and runs every test: unit, integration and end-to-end,
+# first in a plain -O0 build,
 # then again under AddressSanitizer + UndefinedBehaviorSanitizer, then under ThreadSanitizer;
 # then the fuzzers (fuzz/run.sh ci); then the optimised build of the README's first command.
 # Exit status: 0 when all pass. Each phase's wall time is printed at its end and in the summary.
@@ -22,6 +23,11 @@ run_suite() {
   local dir="$1"
   ctest --test-dir "$dir" --output-on-failure --timeout 300 -j "${TURNOUT_TEST_JOBS:-2}"
 }
+
+# Every C++ file as clang-format (Debian 12's, 14) would write it, per .clang-format.
+echo "== format"
+git ls-files -z '*.cpp' '*.hpp' | xargs -0 clang-format --dry-run -Werror
+phase_done "format"
 
 echo "== debug build"
 deploy/build.sh debug

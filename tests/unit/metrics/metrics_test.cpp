@@ -438,15 +438,53 @@ TEST(Metrics, OverheadIsMeasuredInMicroseconds) {
     EXPECT_EQ(bucket("+Inf"), 3.0);
 }
 
+// metrics.hpp "Lifetime": a handle keeps the series it records into alive, so the data plane may
+// go on recording through a config's handles after the `Metrics` that made them is gone. Nothing
+// can scrape a destroyed registry, so the test shows what can be observed: while the registry
+// lives, the handle records into its series (the scrape counts it); after it is gone, every
+// recording path still runs, including those that add series to the orphaned families (a status
+// code's first use, a gauge's first set), and the handle's own data is intact. A handle that
+// pointed into freed series fails here under AddressSanitizer (heap-use-after-free), the build
+// CI runs every unit test in.
 TEST(Metrics, HandlesOutliveTheirMetrics) {
     std::shared_ptr<TargetMetrics> target;
+    std::shared_ptr<RouteMetrics> route;
+    std::shared_ptr<ShadowTargetMetrics> judge;
     {
         Metrics metrics;
-        target = metrics.target("r", "p", "m", kOpus);
+        target = metrics.target("r", "p", "m", kOpus, kSpark);
+        route = metrics.route("r");
+        judge = metrics.shadow_target("r", "p", ShadowCall::judge, kOpus);
+        target->request(200, 0.1);
+        const Exposition parsed = scrape(metrics);
+        EXPECT_EQ(parsed.value("turnout_requests_total",
+                               {{"route", "r"}, {"provider", "p"}, {"model", "m"}, {"code", "200"}}),
+                  1.0);
     }
-    target->request(200, 0.1);  // records into a registry nobody scrapes any more
-    target->tokens(1, 1);
-    SUCCEED();
+    // The registry is gone; the handles record into the series they keep alive.
+    target->request(200, 0.1);  // an existing series
+    target->request(503, 0.2);  // a code's first use: adds a series to the orphaned family
+    target->time_to_first_token(0.05);
+    target->tokens(1000, 2000);
+    target->overhead(0.0001);
+    target->upstream_error(UpstreamErrorKind::timeout);
+    route->shadow_request(ShadowOutcome::sent);
+    route->judge_verdict(Verdict::pass, 95.0);
+    route->set_pass_rate(0.75);  // a gauge's first set: adds a series too
+    route->set_thresholds(0.9, 0.5);
+    route->set_route_state(RouteStateLabel::ramping);
+    route->route_flip(FlipTo::candidate);
+    judge->duration(0.4);
+    judge->tokens(10, 20);
+
+    EXPECT_EQ(target->route(), "r");
+    EXPECT_EQ(target->provider(), "p");
+    EXPECT_EQ(target->model(), "m");
+    EXPECT_EQ(target->price().input_per_mtok, kOpus.input_per_mtok);
+    EXPECT_EQ(target->baseline_price().output_per_mtok, kSpark.output_per_mtok);
+    // 1000 input and 2000 output tokens at $15 / $75 per million.
+    EXPECT_DOUBLE_EQ(target->cost_usd(1000, 2000), 0.165);
+    EXPECT_EQ(route->route(), "r");
 }
 
 // Several threads record on shared handles (and resolve new codes) while another scrapes:

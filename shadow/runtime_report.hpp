@@ -1,7 +1,7 @@
 #pragma once
-/// What the shadow loop writes as JSON: a route's summary for /admin/routes (with the
-/// side-by-side figures of both models), verdict lines and transition lines for the logs.
-/// Plain C++: no sockets.
+/// What the shadow loop reports outside: a route's summary for /admin/routes (with the
+/// side-by-side figures of both models), verdict lines and transition lines for the logs, and
+/// the labels its states and verdicts carry in the metrics. Plain C++: no sockets.
 
 #include <cstdint>
 #include <deque>
@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "config/config.hpp"
+#include "metrics/metrics.hpp"
 #include "shadow/controller.hpp"
 #include "shadow/judge.hpp"
 
@@ -53,5 +54,8 @@ std::string verdict_line(const VerdictLine& line);
 
 /// One line of the transition log: `{"route":..., "event":{...}}`.
 std::string event_line(std::string_view route, const TransitionEvent& event);
+
+metrics::RouteStateLabel state_label(RouteState state);
+metrics::Verdict metrics_verdict(VerdictKind kind);
 
 }  // namespace turnout::shadow

@@ -1,4 +1,4 @@
-#include "shadow/runtime_json.hpp"
+#include "shadow/runtime_report.hpp"
 
 #include <algorithm>
 #include <vector>
@@ -173,6 +173,26 @@ std::string event_line(std::string_view route, const TransitionEvent& event) {
     writer.RawValue(event_json.data(), event_json.size(), rapidjson::kObjectType);
     writer.EndObject();
     return text_of(out);
+}
+
+metrics::RouteStateLabel state_label(RouteState state) {
+    switch (state) {
+        case RouteState::shadowing: return metrics::RouteStateLabel::shadowing;
+        case RouteState::ramping: return metrics::RouteStateLabel::ramping;
+        case RouteState::promoted: return metrics::RouteStateLabel::promoted;
+        case RouteState::rolled_back: return metrics::RouteStateLabel::rolled_back;
+        case RouteState::pinned: return metrics::RouteStateLabel::pinned;
+    }
+    return metrics::RouteStateLabel::shadowing;
+}
+
+metrics::Verdict metrics_verdict(VerdictKind kind) {
+    switch (kind) {
+        case VerdictKind::pass: return metrics::Verdict::pass;
+        case VerdictKind::fail: return metrics::Verdict::fail;
+        case VerdictKind::error: return metrics::Verdict::error;
+    }
+    return metrics::Verdict::error;
 }
 
 }  // namespace turnout::shadow
