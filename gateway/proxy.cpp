@@ -91,8 +91,22 @@ bool Session::authenticate(const Request& request,
     return true;
 }
 
-asio::awaitable<bool> Session::proxy(Request& request,
-                                     std::string_view suffix, RequestRecord& record) {
+/// The one place a proxied request's whole answer is written: what forward() came to.
+asio::awaitable<bool> Session::proxy(Request& request, std::string_view suffix,
+                                     RequestRecord& record) {
+    std::shared_ptr<RouteChannel> channel;
+    Attempt outcome = co_await forward(request, suffix, record, channel);
+    const bool keep =
+        outcome.answer ? co_await send_response(*outcome.answer, record) : outcome.keep_alive;
+    if (channel) after_live_answer(request, *channel, record);
+    co_return keep;
+}
+
+/// Parses the request for routing, decides the route, and tries its targets in order (with
+/// retries and backoff) until one answers or the route's deadline passes.
+asio::awaitable<Attempt> Session::forward(const Request& request, std::string_view suffix,
+                                          RequestRecord& record,
+                                          std::shared_ptr<RouteChannel>& channel) {
     rapidjson::Document document;
     // Bounded depth (the body is re-serialised recursively when the model changes) and no
     // duplicate keys (turnout and the upstream must read the same `model`).
@@ -103,12 +117,12 @@ asio::awaitable<bool> Session::proxy(Request& request,
                    : "request body is not acceptable: " + std::string(base::describe(parsed.error));
         log_event(gateway_log(), spdlog::level::warn, "rejected request body",
                   {{"request_id", record.request_id}, {"reason", reason}});
-        co_return co_await send_error(errc::invalid_json, reason, record, false);
+        co_return Attempt::answered(error_response(errc::invalid_json, reason));
     }
     const auto model_member = document.FindMember("model");
     if (model_member == document.MemberEnd() || !model_member->value.IsString()) {
-        co_return co_await send_error(errc::missing_model, "request has no string 'model'",
-                                      record, false);
+        co_return Attempt::answered(
+            error_response(errc::missing_model, "request has no string 'model'"));
     }
     const std::string_view model(model_member->value.GetString(),
                                  model_member->value.GetStringLength());
@@ -134,15 +148,13 @@ asio::awaitable<bool> Session::proxy(Request& request,
     static const routing::RouteStates kNoStates;
     const auto decision = snapshot_->routes->decide(facts, view ? view->states : kNoStates);
     if (!decision) {
-        co_return co_await send_error(errc::model_not_found,
-                                      "no route for model '" + std::string(model) + "'", record,
-                                      false);
+        co_return Attempt::answered(error_response(
+            errc::model_not_found, "no route for model '" + std::string(model) + "'"));
     }
     const config::RouteConfig& route = *decision->route;
     record.route = route.name;
     record.serving_candidate = decision->serving_candidate;
     record.decided_target = decision->target.provider + "/" + decision->target.model;
-    std::shared_ptr<RouteChannel> channel;
     if (view) {
         const auto found = view->channels.find(route.name);
         if (found != view->channels.end()) channel = found->second;
@@ -180,11 +192,8 @@ asio::awaitable<bool> Session::proxy(Request& request,
         }
         if (last.result == Attempt::Result::delivered) break;
     }
-    const bool keep = last.result == Attempt::Result::delivered
-                          ? last.keep_alive
-                          : co_await deliver_last_failure(std::move(last), record);
-    if (channel) after_live_answer(request, *channel, record);
-    co_return keep;
+    if (last.result != Attempt::Result::delivered) settle_failure(last);
+    co_return last;
 }
 
 /// Feeds the route's controller (live outcomes) and hands a sampled pair to the shadow.
@@ -218,22 +227,22 @@ void Session::after_live_answer(const Request& request,
     worker_.shared.shadow->offer(std::move(job));
 }
 
-/// Nothing answered well: pass the last upstream answer on (a 429 keeps its retry-after),
-/// or 502/504 from the gateway itself.
-asio::awaitable<bool> Session::deliver_last_failure(Attempt last, RequestRecord& record) {
-    if (last.answer) co_return co_await send_response(*last.answer, record);
+/// Nothing answered well: the last upstream answer is passed on (a 429 keeps its
+/// retry-after), or the gateway answers 502/503/504 itself.
+void Session::settle_failure(Attempt& last) {
+    last.result = Attempt::Result::delivered;
+    if (last.answer) return;
     if (last.circuit_open) {
-        co_return co_await send_unavailable(
+        last.answer = unavailable_response(
             errc::circuit_open, "upstream circuit open after repeated failures; retry later",
-            last.retry_after, record);
+            last.retry_after);
+    } else if (last.failure == UpstreamFailure::timeout) {
+        last.answer = error_response(errc::upstream_timeout, "upstream timed out");
+    } else {
+        last.answer = error_response(
+            errc::upstream_unavailable,
+            "upstream unavailable (" + std::string(to_string(last.failure)) + ")");
     }
-    if (last.failure == UpstreamFailure::timeout) {
-        co_return co_await send_error(errc::upstream_timeout, "upstream timed out", record,
-                                      false);
-    }
-    co_return co_await send_error(
-        errc::upstream_unavailable,
-        "upstream unavailable (" + std::string(to_string(last.failure)) + ")", record, false);
 }
 
 asio::awaitable<Attempt> Session::attempt(const Request& request,
@@ -252,21 +261,15 @@ asio::awaitable<Attempt> Session::attempt(const Request& request,
         config().find_provider(routing::serving_target(route_config).provider);
     record.metrics = worker_.target_metrics(record.route, target, provider->price,
                                             primary_provider->price);
-    Attempt outcome;
-    outcome.result = Attempt::Result::delivered;
     const protocol::Egress& egress = protocol::egress_for(provider->kind);
     if (!egress.serves(suffix)) {
-        outcome.keep_alive = co_await send_error(
-            errc::unsupported, "anthropic providers serve only /v1/chat/completions", record,
-            false);
-        co_return outcome;
+        co_return Attempt::answered(error_response(
+            errc::unsupported, "anthropic providers serve only /v1/chat/completions"));
     }
     std::string error;
     std::string body = protocol::upstream_body(request.body(), document, target, *provider, error);
-    if (!error.empty()) {
-        outcome.keep_alive = co_await send_error(errc::invalid_request, error, record, false);
-        co_return outcome;
-    }
+    if (!error.empty()) co_return Attempt::answered(error_response(errc::invalid_request, error));
+    Attempt outcome;
     const std::shared_ptr<CircuitBreaker> breaker = worker_.shared.breakers.of(*provider);
     if (breaker->admit(Clock::now()) == CircuitBreaker::Admission::rejected) {
         outcome.result = Attempt::Result::failed;
@@ -323,6 +326,7 @@ asio::awaitable<Attempt> Session::attempt(const Request& request,
     auto& head = *exchange.head;
     const auto content_type = head.get()[http::field::content_type];
     if (head.get().result_int() == 200 && content_type.substr(0, 17) == "text/event-stream") {
+        outcome.result = Attempt::Result::delivered;  // the relay writes it as it comes
         outcome.keep_alive = co_await relay_stream(head, std::move(exchange.connection),
                                                    std::move(pool), *provider, deadline, record);
         record.upstream_time += Clock::now() - upstream_start;
@@ -334,8 +338,8 @@ asio::awaitable<Attempt> Session::attempt(const Request& request,
     co_return outcome;
 }
 
-/// Reads a whole (non-streamed) answer. Success and client errors are delivered at once;
-/// a 5xx or 429 is kept for the caller, which may try elsewhere or pass it on.
+/// Reads a whole (non-streamed) answer. Success and client errors are delivered (proxy()
+/// writes them); a 5xx or 429 is kept for the caller, which may try elsewhere or pass it on.
 asio::awaitable<Attempt> Session::read_answer(http::response_parser<http::empty_body>& head,
                                               ConnectionPtr connection,
                                               std::shared_ptr<UpstreamPool> pool,
@@ -400,7 +404,7 @@ asio::awaitable<Attempt> Session::read_answer(http::response_parser<http::empty_
             record.capture_skipped = true;
         }
     }
-    outcome.keep_alive = co_await send_response(response, record);
+    outcome.answer = std::move(response);
     co_return outcome;
 }
 

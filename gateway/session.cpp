@@ -252,8 +252,10 @@ asio::awaitable<bool> Session::serve_api(Request& request, RequestRecord& record
                    {"limit", inflight_limit()}});
     }
     keep_alive_ = false;
-    co_await send_unavailable(errc::overloaded, "the gateway is at its limit of requests in flight",
-                              std::chrono::seconds(1), record);
+    auto refusal = unavailable_response(
+        errc::overloaded, "the gateway is at its limit of requests in flight",
+        std::chrono::seconds(1));
+    co_await send_response(refusal, record);
     co_return false;
 }
 
@@ -263,8 +265,7 @@ void Session::add_turnout_headers(http::fields& fields, const RequestRecord& rec
     fields.set("x-turnout-target", record.target);
 }
 
-asio::awaitable<bool> Session::send_response(http::response<http::string_body>& response,
-                                             RequestRecord& record) {
+asio::awaitable<bool> Session::send_response(Response& response, RequestRecord& record) {
     add_turnout_headers(response, record);
     response.keep_alive(keep_alive());
     response.prepare_payload();
@@ -278,31 +279,40 @@ asio::awaitable<bool> Session::send_response(http::response<http::string_body>& 
 
 asio::awaitable<bool> Session::send_json(unsigned status, std::string body,
                                          RequestRecord& record) {
-    http::response<http::string_body> response{static_cast<http::status>(status), 11};
+    Response response{static_cast<http::status>(status), 11};
     response.set(http::field::content_type, "application/json");
     response.body() = std::move(body);
-    co_return co_await send_response(response, record);
-}
-
-/// 503 + Retry-After (whole seconds, rounded up): the high-water mark, or open circuits.
-asio::awaitable<bool> Session::send_unavailable(errc code, std::string_view message,
-                                                Clock::duration retry_after,
-                                                RequestRecord& record) {
-    http::response<http::string_body> response{http::status::service_unavailable, 11};
-    response.set(http::field::content_type, "application/json");
-    const auto seconds = std::max<std::int64_t>(
-        1, std::chrono::ceil<std::chrono::seconds>(retry_after).count());
-    response.set(http::field::retry_after, std::to_string(seconds));
-    response.body() = openai_error_body(code, message);
     co_return co_await send_response(response, record);
 }
 
 asio::awaitable<bool> Session::send_error(errc code, std::string_view message,
                                           RequestRecord& record, bool close) {
     if (close) keep_alive_ = false;
-    const bool sent = co_await send_json(error_shape(code).status,
-                                         openai_error_body(code, message), record);
+    auto response = error_response(code, message);
+    const bool sent = co_await send_response(response, record);
     co_return sent && !close;
+}
+
+Attempt Attempt::answered(Response response) {
+    Attempt attempt;
+    attempt.result = Result::delivered;
+    attempt.answer = std::move(response);
+    return attempt;
+}
+
+Response error_response(errc code, std::string_view message) {
+    Response response{static_cast<http::status>(error_shape(code).status), 11};
+    response.set(http::field::content_type, "application/json");
+    response.body() = openai_error_body(code, message);
+    return response;
+}
+
+Response unavailable_response(errc code, std::string_view message, Clock::duration retry_after) {
+    Response response = error_response(code, message);
+    const auto seconds = std::max<std::int64_t>(
+        1, std::chrono::ceil<std::chrono::seconds>(retry_after).count());
+    response.set(http::field::retry_after, std::to_string(seconds));
+    return response;
 }
 
 /// The admin listener: the request to the admin API, its answer to the client.
@@ -326,7 +336,7 @@ asio::awaitable<bool> Session::handle_admin(Request& request, RequestRecord& rec
     admin.authorization = request[http::field::authorization];
     admin.body = request.body();
     AdminAnswer answer = co_await answer_admin(std::move(context), admin);
-    http::response<http::string_body> response{static_cast<http::status>(answer.status), 11};
+    Response response{static_cast<http::status>(answer.status), 11};
     response.set(http::field::content_type, answer.content_type);
     response.body() = std::move(answer.body);
     co_return co_await send_response(response, record);

@@ -28,16 +28,30 @@ inline constexpr std::size_t kReadChunk = 16 * 1024;
 /// A sampled pair bigger than this is skipped (and counted): the queue must stay bounded.
 inline constexpr std::size_t kMaxShadowBytes = 1u << 20;
 
-/// What one try against one target came to.
+using Response = http::response<http::string_body>;
+
+/// What one try against one target came to, and in the end what the proxy came to: an
+/// answer to write whole (the one place that writes it is Session::proxy), or a stream the
+/// relay has written already.
 struct Attempt {
     enum class Result { delivered, upstream_status, failed };
     Result result = Result::failed;
-    bool keep_alive = false;  ///< delivered: may the client connection go on?
+    /// delivered: the whole answer for the client (none: a stream, already relayed);
+    /// upstream_status: the upstream's 5xx or 429, passed on if nothing better comes.
+    std::optional<Response> answer;
+    bool keep_alive = false;  ///< a relayed stream: may the client connection go on?
     upstream::UpstreamFailure failure = upstream::UpstreamFailure::connect;
     bool circuit_open = false;  ///< failed: the provider's circuit breaker refused the attempt
     Clock::duration retry_after{};  ///< circuit_open: until the circuit may be probed
-    std::optional<http::response<http::string_body>> answer;  ///< upstream 5xx/429 to pass on
+
+    /// A delivered answer the gateway makes itself (an error in the client's API shape).
+    static Attempt answered(Response response);
 };
+
+/// An error in OpenAI's shape, with its status.
+Response error_response(errc code, std::string_view message);
+/// 503 + Retry-After (whole seconds, rounded up): the high-water mark, or open circuits.
+Response unavailable_response(errc code, std::string_view message, Clock::duration retry_after);
 
 /// Shared between the SSE pump and the client watcher of one streamed answer.
 struct RelayState {
@@ -95,10 +109,7 @@ private:
     asio::awaitable<bool> send_error(errc code, std::string_view message, RequestRecord& record,
                                      bool close);
     asio::awaitable<bool> send_json(unsigned status, std::string body, RequestRecord& record);
-    asio::awaitable<bool> send_unavailable(errc code, std::string_view message,
-                                           Clock::duration retry_after, RequestRecord& record);
-    asio::awaitable<bool> send_response(http::response<http::string_body>& response,
-                                        RequestRecord& record);
+    asio::awaitable<bool> send_response(Response& response, RequestRecord& record);
     void add_turnout_headers(http::fields& fields, const RequestRecord& record) const;
     void start_request_timer();
     void finish_request(RequestRecord& record) const;
@@ -110,11 +121,14 @@ private:
     asio::awaitable<bool> handle_api(Request& request, RequestRecord& record);
     bool authenticate(const Request& request, RequestRecord& record);
     asio::awaitable<bool> proxy(Request& request, std::string_view suffix, RequestRecord& record);
+    asio::awaitable<Attempt> forward(const Request& request, std::string_view suffix,
+                                     RequestRecord& record,
+                                     std::shared_ptr<shadow::RouteChannel>& channel);
     asio::awaitable<Attempt> attempt(const Request& request, const rapidjson::Document& document,
                                      const config::RouteConfig& route_config,
                                      const config::TargetConfig& target, std::string_view suffix,
                                      Clock::time_point route_deadline, RequestRecord& record);
-    asio::awaitable<bool> deliver_last_failure(Attempt last, RequestRecord& record);
+    static void settle_failure(Attempt& last);
     void after_live_answer(const Request& request, shadow::RouteChannel& channel,
                            RequestRecord& record);
     asio::awaitable<Attempt> read_answer(http::response_parser<http::empty_body>& head,

@@ -75,7 +75,7 @@ std::string json_quote(const std::string& text) {
 }
 
 ::testing::AssertionResult wait_for(const std::function<bool()>& condition, Millis timeout,
-                                    const std::string& what) {
+                                    const std::string& what, Millis interval) {
     auto deadline = Clock::now() + timeout;
     for (;;) {
         if (condition()) return ::testing::AssertionSuccess();
@@ -85,7 +85,7 @@ std::string json_quote(const std::string& text) {
         }
         // A bounded wait between polls of external state, not a synchronisation sleep.
         pollfd none{-1, 0, 0};
-        ::poll(&none, 1, 10);
+        ::poll(&none, 1, static_cast<int>(interval.count()));
     }
 }
 

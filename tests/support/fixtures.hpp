@@ -30,6 +30,21 @@ using namespace std::chrono_literals;
 /// Generous: CI machines are shared and slow, and a passing test never waits this long.
 constexpr Millis kWait{10000};
 
+/// How a test shows that a timeout was applied without timing it: the upstream hangs for good
+/// (`--fault-hang`, or a stream paced at one frame per 1000 s), every other timeout that could
+/// produce the same answer is set to kNeverTimeout, and the client waits kTimeoutWait for the
+/// answer only the timeout under test produces (a 504, a 408, an error frame, a fallback's
+/// answer). That answer arriving at all is the proof: a slow machine makes it later, never
+/// absent. Lower bounds (not answered before the timeout) may be kept; upper bounds may not.
+///
+/// kTimeoutWait is far above every timeout a test puts under test (a second at most) and below
+/// every default that could answer in its place: client_timeout (30 s), first_byte_timeout,
+/// stream_idle_timeout and the route timeout (60 s), the provider timeout (120 s). The drain
+/// deadline's default (10 s) is not: a test about draining sets it to kNeverTimeout.
+constexpr Millis kTimeoutWait{20000};
+/// A duration (YAML) no test ever waits for: for the timeouts not under test.
+constexpr const char* kNeverTimeout = "10m";
+
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
@@ -44,9 +59,9 @@ std::string json_to_string(const rapidjson::Value& value);
 /// JSON string literal (with quotes) for embedding into YAML or JSON.
 std::string json_quote(const std::string& text);
 
-/// Polls `condition` (every few ms) until it holds or `timeout` passes.
+/// Polls `condition` (every `interval`) until it holds or `timeout` passes.
 ::testing::AssertionResult wait_for(const std::function<bool()>& condition, Millis timeout,
-                                    const std::string& what);
+                                    const std::string& what, Millis interval = Millis(10));
 
 /// A fresh directory under $TMPDIR, removed with its contents on destruction.
 class TempDir {
