@@ -1,6 +1,8 @@
 // Client connections: reading requests under the limits, writing answers, and handing each
 // request to the admin API or the proxy (session.hpp has the map).
 
+#include "gateway/session.hpp"
+
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -8,25 +10,16 @@
 
 #include "base/logging.hpp"
 #include "gateway/admin_api.hpp"
-#include "gateway/session.hpp"
-#include "protocol/framing.hpp"
 
 namespace turnout::gateway {
 namespace {
 
 using base::gateway_log;
 using base::log_event;
-using protocol::check_request_framing;
-using protocol::FramingVerdict;
-using protocol::HeaderView;
-
-// Longer request targets get 414, as with nginx's default large_client_header_buffers.
-constexpr std::size_t kMaxTargetBytes = 8 * 1024;
-
 /// Counts an API request in flight (the high-water mark, the gauge) for its whole life,
 /// whatever way it ends.
 class InflightGuard {
-public:
+  public:
     explicit InflightGuard(Shared& shared)
         : shared_(shared), count_(shared.inflight.fetch_add(1, std::memory_order_relaxed) + 1) {
         if (shared_.metrics != nullptr) shared_.metrics->inflight_add(1);
@@ -40,7 +33,7 @@ public:
     /// The requests in flight with this one.
     std::int64_t count() const { return count_; }
 
-private:
+  private:
     Shared& shared_;
     const std::int64_t count_;
 };
@@ -64,19 +57,16 @@ Session::~Session() {
     worker_.sessions.erase(entry_);
 }
 
-/// Unparsed request bytes held at once: a header block (and a chunk line, and trailers) can
-/// be no longer than max_header_bytes, plus one read.
-std::size_t Session::request_buffer_limit() const {
-    return static_cast<std::size_t>(config().limits.max_header_bytes) + kReadChunk;
+ReadLimits Session::read_limits() const {
+    return ReadLimits{config().limits.max_header_bytes, config().limits.max_body_bytes};
 }
 
 std::int64_t Session::inflight_limit() const {
     const auto& limits = config().limits;
     if (limits.max_inflight != 0) return limits.max_inflight;
     // The connections actually accepted: max_connections may be capped by the fd limit.
-    const std::int64_t accepted =
-        std::min<std::int64_t>(limits.max_connections,
-                               std::int64_t{worker_.connection_limit} * worker_.shared.threads);
+    const std::int64_t accepted = std::min<std::int64_t>(
+        limits.max_connections, std::int64_t{worker_.connection_limit} * worker_.shared.threads);
     return std::max<std::int64_t>(1, accepted * 9 / 10);
 }
 
@@ -90,7 +80,7 @@ asio::awaitable<void> Session::run() {
             // a fresh connection). Nothing is owed to a client that sent nothing.
             const auto& limits = config().limits;
             stream_.expires_after(first_request ? limits.client_timeout : limits.keepalive_timeout);
-            buffer_.max_size(request_buffer_limit());
+            buffer_.max_size(request_buffer_limit(read_limits()));
             auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kReadChunk), kToken);
             if (ec) break;
             buffer_.commit(n);
@@ -124,10 +114,7 @@ void Session::start_request_timer() {
 
 asio::awaitable<bool> Session::serve_one() {
     RequestRecord record;
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(config().limits.max_header_bytes));
-    parser.body_limit(config().limits.max_body_bytes);
-    buffer_.max_size(std::max(request_buffer_limit(), buffer_.size()));
+    http::request_parser<http::string_body> parser;  // its limits are set by the reader
     start_request_timer();
     const bool complete = co_await read_request(parser, record);
     request_timer_.cancel();
@@ -143,99 +130,24 @@ asio::awaitable<bool> Session::serve_one() {
         // Admin calls (a scrape among them) are not live traffic: they do not count in flight.
         const bool keep = co_await handle_admin(request, record);
         finish_request(record);
-        co_return keep && keep_alive();
+        co_return keep_alive() && keep;
     }
     const bool keep = co_await serve_api(request, record);
     finish_request(record);
-    co_return keep && keep_alive();
+    co_return keep_alive() && keep;
 }
 
 /// Reads one request under the limits. False when the connection must close (an error
 /// answer was sent when there was someone to send it to).
 asio::awaitable<bool> Session::read_request(http::request_parser<http::string_body>& parser,
                                             RequestRecord& record) {
-    auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, kToken);
-    std::size_t header_fields = 0;
-    if (!ec) {
-        const auto& head = parser.get();
-        record.method = std::string(head.method_string());
-        record.path = std::string(head.target().substr(0, head.target().find('?')));
-        const auto id = head[kRequestIdHeader];
-        record.request_id_from_client = acceptable_request_id(id);
-        record.request_id = record.request_id_from_client ? std::string(id) : new_request_id();
-        // Beast bounds the request line and the fields each by the limit: bound their sum.
-        if (n > config().limits.max_header_bytes) {
-            log_event(gateway_log(), spdlog::level::warn, "rejected request head",
-                      {{"request_id", record.request_id}, {"reason", "header block too large"}});
-            co_await send_error(errc::headers_too_large, "request header block too large", record,
-                                true);
-            co_return false;
-        }
-        if (head.target().size() > kMaxTargetBytes) {
-            log_event(gateway_log(), spdlog::level::warn, "rejected request head",
-                      {{"request_id", record.request_id}, {"reason", "request target too long"}});
-            co_await send_error(errc::uri_too_long, "request target too long", record, true);
-            co_return false;
-        }
-        std::vector<HeaderView> fields;
-        for (const auto& field : head) fields.emplace_back(field.name_string(), field.value());
-        header_fields = fields.size();
-        const FramingVerdict verdict = check_request_framing(head.version(), fields);
-        if (!verdict.ok) {
-            log_event(gateway_log(), spdlog::level::warn, "rejected request framing",
-                      {{"request_id", record.request_id}, {"reason", verdict.reason}});
-            co_await send_error(verdict.status == 505 ? errc::version_not_supported
-                                                      : errc::bad_request,
-                                verdict.reason, record, true);
-            co_return false;
-        }
-        if (head[http::field::expect] == "100-continue") {
-            http::response<http::empty_body> go_on{http::status::continue_, 11};
-            auto [write_ec, written] = co_await http::async_write(stream_, go_on, kToken);
-            ec = write_ec;
-        }
-        if (!ec) std::tie(ec, n) = co_await http::async_read(stream_, buffer_, parser, kToken);
+    const ReadOutcome outcome = co_await gateway::read_request(
+        &stream_, &buffer_, &parser, read_limits(), &timer_state_->timed_out, &record);
+    if (outcome.kind == ReadOutcome::Kind::answer) {
+        co_await send_error(outcome.code, outcome.message, record, outcome.close);
     }
-    if (record.request_id.empty()) record.request_id = new_request_id();
-    if (!ec) {
-        // Beast adds chunked trailers to the header fields; a request's trailers are not
-        // forwarded (nginx ignores them too), so nothing the client sends late can pose as a
-        // header that routing, authentication or the upstream would read.
-        auto& request = parser.get();
-        auto field = request.begin();
-        for (std::size_t i = 0; i < header_fields && field != request.end(); ++i) ++field;
-        while (field != request.end()) field = request.erase(field);
-        record.bytes_in = request.body().size();
-        co_return true;
-    }
-    if (timer_state_->timed_out) {
-        co_await send_error(errc::request_timeout, "request not received in time", record, true);
-    } else if (ec == http::error::header_limit) {
-        co_await send_error(errc::headers_too_large, "request header block too large", record,
-                            true);
-    } else if (ec == http::error::body_limit) {
-        co_await send_error(errc::request_too_large, "request body too large", record, true);
-    } else if (ec == http::error::bad_version) {
-        co_await send_error(errc::version_not_supported, "HTTP version not supported", record,
-                            true);
-    } else if (ec == http::error::buffer_overflow) {
-        // More unparsed bytes than a header block may hold: the head itself, or a chunk line
-        // (extensions) or trailers of a chunked body.
-        if (parser.is_header_done()) {
-            co_await send_error(errc::bad_request, "chunk extensions or trailers too long", record,
-                                true);
-        } else {
-            co_await send_error(errc::headers_too_large, "request header block too large", record,
-                                true);
-        }
-    } else if (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
-               ec != http::error::end_of_stream && ec != http::error::partial_message) {
-        co_await send_error(errc::bad_request, "malformed HTTP request: " + ec.message(), record,
-                            true);
-    }
-    co_return false;
+    co_return outcome.kind == ReadOutcome::Kind::request;
 }
-
 
 /// An API request, unless the gateway is at its high-water mark of requests in flight.
 asio::awaitable<bool> Session::serve_api(Request& request, RequestRecord& record) {
@@ -252,9 +164,9 @@ asio::awaitable<bool> Session::serve_api(Request& request, RequestRecord& record
                    {"limit", inflight_limit()}});
     }
     keep_alive_ = false;
-    auto refusal = unavailable_response(
-        errc::overloaded, "the gateway is at its limit of requests in flight",
-        std::chrono::seconds(1));
+    auto refusal =
+        unavailable_response(errc::overloaded, "the gateway is at its limit of requests in flight",
+                             std::chrono::seconds(1));
     co_await send_response(refusal, record);
     co_return false;
 }
@@ -277,8 +189,7 @@ asio::awaitable<bool> Session::send_response(Response& response, RequestRecord& 
     co_return !ec;
 }
 
-asio::awaitable<bool> Session::send_json(unsigned status, std::string body,
-                                         RequestRecord& record) {
+asio::awaitable<bool> Session::send_json(unsigned status, std::string body, RequestRecord& record) {
     Response response{static_cast<http::status>(status), 11};
     response.set(http::field::content_type, "application/json");
     response.body() = std::move(body);
@@ -309,8 +220,8 @@ Response error_response(errc code, std::string_view message) {
 
 Response unavailable_response(errc code, std::string_view message, Clock::duration retry_after) {
     Response response = error_response(code, message);
-    const auto seconds = std::max<std::int64_t>(
-        1, std::chrono::ceil<std::chrono::seconds>(retry_after).count());
+    const auto seconds =
+        std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(retry_after).count());
     response.set(http::field::retry_after, std::to_string(seconds));
     return response;
 }

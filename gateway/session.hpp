@@ -1,11 +1,14 @@
 #pragma once
-/// One client connection: its Session reads requests under the limits and writes answers
-/// (session.cpp), serves the API by proxying (proxy.cpp) and relays streamed answers event by
-/// event (relay.cpp); the admin listener's requests go to the admin API (admin_api.hpp).
+/// One client connection: its Session reads requests under the limits (request_reader.hpp)
+/// and writes answers (session.cpp), serves the API by proxying (proxy.cpp) and relays streamed
+/// answers event by event (relay.cpp); the admin listener's requests go to the admin API
+/// (admin_api.hpp).
 ///
 /// Includes Beast: include it only from those translation units.
 ///
 /// Thread safety: a Session lives on its worker's thread, from accept to close.
+
+#include <rapidjson/fwd.h>
 
 #include <list>
 #include <memory>
@@ -13,18 +16,14 @@
 #include <string>
 #include <string_view>
 
-#include <rapidjson/fwd.h>
-
 #include "gateway/errors.hpp"
+#include "gateway/request_reader.hpp"
 #include "gateway/request_record.hpp"
 #include "gateway/worker.hpp"
 #include "protocol/egress.hpp"
 
 namespace turnout::gateway {
 
-inline constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
-inline constexpr std::string_view kRequestIdHeader = "x-request-id";
-inline constexpr std::size_t kReadChunk = 16 * 1024;
 /// A sampled pair bigger than this is skipped (and counted): the queue must stay bounded.
 inline constexpr std::size_t kMaxShadowBytes = 1u << 20;
 
@@ -41,7 +40,7 @@ struct Attempt {
     std::optional<Response> answer;
     bool keep_alive = false;  ///< a relayed stream: may the client connection go on?
     upstream::UpstreamFailure failure = upstream::UpstreamFailure::connect;
-    bool circuit_open = false;  ///< failed: the provider's circuit breaker refused the attempt
+    bool circuit_open = false;      ///< failed: the provider's circuit breaker refused the attempt
     Clock::duration retry_after{};  ///< circuit_open: until the circuit may be probed
 
     /// A delivered answer the gateway makes itself (an error in the client's API shape).
@@ -87,7 +86,7 @@ void copy_response_headers(const http::fields& from, http::fields& to);
 metrics::UpstreamErrorKind metrics_kind(upstream::UpstreamFailure failure);
 
 class Session {
-public:
+  public:
     Session(Worker& worker, tcp::socket socket, Listener listener);
     ~Session();
     Session(const Session&) = delete;
@@ -95,7 +94,7 @@ public:
 
     asio::awaitable<void> run();
 
-private:
+  private:
     using Request = http::request<http::string_body>;
 
     const config::Config& config() const { return *snapshot_->config; }
@@ -114,7 +113,7 @@ private:
     void start_request_timer();
     void finish_request(RequestRecord& record) const;
     bool keep_alive() const { return keep_alive_ && !worker_.shared.draining; }
-    std::size_t request_buffer_limit() const;
+    ReadLimits read_limits() const;
     std::int64_t inflight_limit() const;
 
     // The API and the proxy (proxy.cpp).
@@ -134,8 +133,8 @@ private:
     asio::awaitable<Attempt> read_answer(http::response_parser<http::empty_body>& head,
                                          upstream::ConnectionPtr connection,
                                          std::shared_ptr<upstream::UpstreamPool> pool,
-                                         const protocol::Egress& egress,
-                                         Clock::time_point deadline, RequestRecord& record);
+                                         const protocol::Egress& egress, Clock::time_point deadline,
+                                         RequestRecord& record);
 
     // The SSE relay (relay.cpp).
     asio::awaitable<bool> relay_stream(http::response_parser<http::empty_body>& head,

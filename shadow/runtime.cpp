@@ -563,10 +563,14 @@ void ShadowRuntime::configure(std::shared_ptr<const upstream::Providers> provide
     std::promise<void> applied;
     auto done = applied.get_future();
     asio::post(impl_->io_, [this, &applied, providers = std::move(providers)]() mutable {
-        impl_->configure(std::move(providers));
-        applied.set_value();
+        try {
+            impl_->configure(std::move(providers));
+            applied.set_value();
+        } catch (...) {
+            applied.set_exception(std::current_exception());
+        }
     });
-    done.wait();
+    done.get();  // rethrows what configure threw, on the caller's thread
 }
 
 std::shared_ptr<const ShadowView> ShadowRuntime::view() const { return impl_->view_.load(); }
