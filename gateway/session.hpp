@@ -1,8 +1,8 @@
 #pragma once
 /// One client connection: its Session reads requests under the limits (request_reader.hpp)
 /// and writes answers (session.cpp), serves the API by proxying (proxy.cpp) and relays streamed
-/// answers event by event (relay.cpp); the admin listener's requests go to the admin API
-/// (admin_api.hpp).
+/// answers event by event (relay.cpp, with the pump of sse_relay.hpp); the admin listener's
+/// requests go to the admin API (admin_api.hpp).
 ///
 /// Includes Beast: include it only from those translation units.
 ///
@@ -19,13 +19,11 @@
 #include "gateway/errors.hpp"
 #include "gateway/request_reader.hpp"
 #include "gateway/request_record.hpp"
+#include "gateway/sse_relay.hpp"
 #include "gateway/worker.hpp"
 #include "protocol/egress.hpp"
 
 namespace turnout::gateway {
-
-/// A sampled pair bigger than this is skipped (and counted): the queue must stay bounded.
-inline constexpr std::size_t kMaxShadowBytes = 1u << 20;
 
 using Response = http::response<http::string_body>;
 
@@ -51,18 +49,6 @@ struct Attempt {
 Response error_response(errc code, std::string_view message);
 /// 503 + Retry-After (whole seconds, rounded up): the high-water mark, or open circuits.
 Response unavailable_response(errc code, std::string_view message, Clock::duration retry_after);
-
-/// Shared between the SSE pump and the client watcher of one streamed answer.
-struct RelayState {
-    upstream::UpstreamConnection* upstream;
-    http::response_parser<http::buffer_body>* parser;
-    protocol::EventRelay* events;
-    Clock::time_point deadline;
-    config::Duration idle_timeout;
-    std::optional<upstream::UpstreamFailure> failure;
-    bool client_gone = false;
-    bool relay_failed = false;  ///< the provider's stream failed in-band (its error is out)
-};
 
 /// The upstream's status as its number and reason: Beast's status enum knows no 529 (or 520),
 /// and a response built from the enum would go out as `000 <unknown-status>`.
@@ -142,10 +128,7 @@ class Session {
                                        std::shared_ptr<upstream::UpstreamPool> pool,
                                        const config::ProviderConfig& provider,
                                        Clock::time_point deadline, RequestRecord& record);
-    asio::awaitable<void> pump_events(RelayState* state, RequestRecord* record);
-    asio::awaitable<void> watch_client(RelayState* state);
-    asio::awaitable<bool> write_chunk(std::string_view data, RequestRecord& record);
-    asio::awaitable<bool> end_stream_body();
+    asio::awaitable<void> watch_client(RelayState* state, upstream::UpstreamConnection* upstream);
 
     Worker& worker_;
     std::shared_ptr<const Snapshot> snapshot_;  // the config the current request runs on
