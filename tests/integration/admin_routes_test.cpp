@@ -91,7 +91,9 @@ void with_prices(GatewayConfig& c) {
 }
 
 TEST(AdminRoutesTest, ListsEvaluatedRoutesWithEvidenceAndSideBySideFigures) {
-    ShadowStack stack({"--ttft", "20ms"}, {});
+    // The primary waits 300 ms before its first token, far longer than the candidate's instant
+    // answer takes even on a slow machine.
+    ShadowStack stack({"--ttft", "300ms"}, {});
     ASSERT_TRUE(stack.start(with_prices));
     constexpr int kRequests = 6;
     ASSERT_TRUE(stack.send(kRequests, "listed"));
@@ -145,7 +147,8 @@ TEST(AdminRoutesTest, ListsEvaluatedRoutesWithEvidenceAndSideBySideFigures) {
         EXPECT_EQ(json_number(*s, "calls"), static_cast<double>(kRequests));
         EXPECT_GT(json_number(*s, "cost_per_1k_requests_usd").value_or(0), 0.0);
     }
-    // The primary waits 20 ms before its first token; the candidate answers at once.
+    // The primary waits 300 ms before its first token; the candidate answers at once.
+    EXPECT_GE(json_number(r, "primary/latency_ms_p50").value_or(0), 300.0);
     EXPECT_GT(json_number(r, "primary/latency_ms_p50").value_or(0),
               json_number(r, "candidate/latency_ms_p50").value_or(0));
     // Same tokens, a far lower price: the candidate saves money.

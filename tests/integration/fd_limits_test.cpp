@@ -58,34 +58,31 @@ class LimitedGateway {
         return ::testing::AssertionSuccess();
     }
 
-    /// GET /healthz on the admin port, answered 200 within `bound`.
-    ::testing::AssertionResult healthz_within(Millis bound) {
-        const auto started = Clock::now();
+    /// GET /healthz on the admin port, answered 200. The wait (kWait) is only a guard: out of
+    /// descriptors, an admin listener without its reserve descriptor never answers at all while
+    /// the clients hold theirs.
+    ::testing::AssertionResult healthz_answers() {
         RawConnection client(admin_port_);
         if (!client.connected()) return ::testing::AssertionFailure() << client.error();
         if (!client.send_request("GET", "/healthz", {})) {
             return ::testing::AssertionFailure() << "send: " << client.error();
         }
-        auto response = client.read_response(bound);
-        const auto took = std::chrono::duration_cast<Millis>(Clock::now() - started);
+        auto response = client.read_response(kWait);
         if (!response || response->status != 200) {
             return ::testing::AssertionFailure()
-                   << "/healthz not answered 200 within " << bound.count() << " ms";
-        }
-        if (took > bound) {
-            return ::testing::AssertionFailure() << "/healthz took " << took.count() << " ms";
+                   << "/healthz not answered 200 within " << kWait.count() << " ms";
         }
         return ::testing::AssertionSuccess();
     }
 
-    /// Over about `window` of wall time, probing /healthz every 200 ms (each answered within a
-    /// second), the gateway's CPU time stays under 30% of the wall time. An accept loop
-    /// spinning on EMFILE burns a whole core per worker.
+    /// Over about `window` of wall time, probing /healthz every 200 ms (each answered), the
+    /// gateway's CPU time stays under 30% of the wall time. An accept loop spinning on EMFILE
+    /// burns a whole core per worker; a slow machine only stretches the wall time.
     ::testing::AssertionResult idles_while_probed(Millis window) {
         const auto cpu_before = cpu_time(pid());
         const auto started = Clock::now();
         while (Clock::now() - started < window) {
-            if (auto probe = healthz_within(Millis(1000)); !probe) return probe;
+            if (auto probe = healthz_answers(); !probe) return probe;
             std::this_thread::sleep_for(Millis(200));  // paces the probes; synchronises nothing
         }
         const auto cpu_after = cpu_time(pid());
@@ -154,7 +151,7 @@ TEST(FdLimitsTest, AcceptBacksOffOnEmfileAndTheAdminListenerStillAnswers) {
     // limit drops under the gateway's feet to a few more than it holds.
     LimitedGateway gateway;
     ASSERT_TRUE(gateway.start(std::nullopt));
-    ASSERT_TRUE(gateway.healthz_within(Millis(1000)));
+    ASSERT_TRUE(gateway.healthz_answers());
     const rlim_t tight = open_descriptors(gateway.pid()) + 8;
     const rlimit limit{tight, tight};
     ASSERT_EQ(::prlimit(gateway.pid(), RLIMIT_NOFILE, &limit, nullptr), 0) << std::strerror(errno);

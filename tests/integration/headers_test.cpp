@@ -74,8 +74,8 @@ TEST_F(HeadersTest, ClientAssertedAddressesAndProxyCredentialsStayBehind) {
                                      {"x-team", "a"}});
     ASSERT_TRUE(recorded);
     for (const auto& [name, value] : recorded->headers) {
-        EXPECT_EQ(value.find("203.0.113."), std::string::npos) << "client address crossed in "
-                                                                << name;
+        EXPECT_EQ(value.find("203.0.113."), std::string::npos)
+            << "client address crossed in " << name;
         EXPECT_EQ(name.find('_'), std::string::npos) << "underscore header crossed: " << name;
     }
     EXPECT_FALSE(recorded->has_header("proxy-authorization"));

@@ -6,9 +6,8 @@
 // The simulated judge scores 100 when answer B equals answer A (both simulators answer the same
 // text by default), so every pair here passes unless the candidate fails.
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <fstream>
@@ -36,24 +35,26 @@ rapidjson::Document last_judge_request(ShadowStack& stack) {
     return parse_json(request->body);
 }
 
+// The candidate hangs for good; the route timeout and the candidate's first-byte timeout are
+// kNeverTimeout, so only the provider's own 1 s timeout can end the mirrored calls within the
+// wait for their verdicts (kTimeoutWait).
 TEST(JudgeTest, MirroredCallIsBoundByTheProvidersOwnTimeout) {
     ShadowStack stack({}, {"--fault-hang"});
     ASSERT_TRUE(stack.start([](GatewayConfig& c) {
-        c.route_named(kRoute).timeout = "30s";
+        c.route_named(kRoute).timeout = kNeverTimeout;
         c.provider_option("fast", "timeout", "1s");
+        c.provider_option("fast", "first_byte_timeout", kNeverTimeout);
     }));
     constexpr int kRequests = 3;
-    const auto start = Clock::now();
     ASSERT_TRUE(stack.send(kRequests, "hung"));
     rapidjson::Document doc;
-    // Promptly: the route's 30 s (or the provider's 10 s first-byte timeout) would be too late.
-    ASSERT_TRUE(stack.wait_for_verdicts(kRequests, doc, Millis(8000)));
-    EXPECT_LT(std::chrono::duration_cast<Millis>(Clock::now() - start).count(), 8000);
+    ASSERT_TRUE(stack.wait_for_verdicts(kRequests, doc, kTimeoutWait))
+        << "the provider's timeout (1s) did not end the mirrored calls";
     for (const auto& v : verdict_list(doc)->GetArray()) {
         EXPECT_EQ(json_string(v, "verdict"), "fail") << json_to_string(v);
+        EXPECT_EQ(json_string(v, "reason"), "candidate failed: timeout") << json_to_string(v);
         const double latency = json_number(v, "candidate_latency_ms").value_or(-1);
         EXPECT_GE(latency, 900) << json_to_string(v);
-        EXPECT_LT(latency, 3000) << json_to_string(v);
     }
 }
 
@@ -95,8 +96,8 @@ TEST(JudgeTest, BodyRemovesAndAddsFieldsAndLongAnswersAreCut) {
 
 TEST(JudgeTest, ReasoningModelJudgeGetsMaxCompletionTokensAndNoTemperature) {
     ShadowStack stack({}, {});
-    ASSERT_TRUE(stack.start(
-        [](GatewayConfig& c) { set_judge(c, "{provider: judge, model: o4-mini}"); }));
+    ASSERT_TRUE(
+        stack.start([](GatewayConfig& c) { set_judge(c, "{provider: judge, model: o4-mini}"); }));
     ASSERT_TRUE(stack.send(1, "reasoning"));
     rapidjson::Document doc;
     ASSERT_TRUE(stack.wait_for_verdicts(1, doc));
@@ -143,8 +144,7 @@ TEST(JudgeTest, VerdictsOnDiskSurviveSigkill) {
     ASSERT_TRUE(restarted.start());
     const auto route = restarted.admin_route(kRoute);
     ASSERT_FALSE(route.HasParseError());
-    EXPECT_EQ(json_number(route, "samples"), static_cast<double>(on_disk))
-        << json_to_string(route);
+    EXPECT_EQ(json_number(route, "samples"), static_cast<double>(on_disk)) << json_to_string(route);
     EXPECT_EQ(json_number(route, "total_verdicts"), static_cast<double>(on_disk))
         << json_to_string(route);
 }

@@ -4,9 +4,9 @@
 // reload storm under load fails no client request.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <signal.h>
 
 #include <atomic>
 #include <memory>
@@ -275,11 +275,15 @@ TEST_F(ReloadTest, AdminTokenGuardsAdminEndpointsOnly) {
 }
 
 TEST(ReloadStreamTest, AnInFlightStreamFinishesOnTheConfigItStartedWith) {
-    // 60 tokens at 20/s: the stream lasts about 3 s, the reload happens in its first frames.
-    SimulatorProcess sim({"--ttft", "0ms", "--tokens", "60", "--tps", "20"});
+    // The old config's upstream holds its stream after the first frame until the test opens
+    // its gate, so the reload provably happens mid-stream, however slow the machine; the new
+    // config's upstream is the simulator.
+    constexpr std::size_t kFrames = 60;
+    GatedUpstream old_upstream(kFrames, 1);
+    SimulatorProcess sim({"--ttft", "0ms"});
     ASSERT_TRUE(sim.start());
     GatewayOptions options;
-    options.yaml = config_for(sim.base_url(), "model-v1").yaml();
+    options.yaml = config_for(old_upstream.base_url(), "model-v1").yaml();
     GatewayProcess gateway(options);
     ASSERT_TRUE(gateway.start());
 
@@ -298,15 +302,17 @@ TEST(ReloadStreamTest, AnInFlightStreamFinishesOnTheConfigItStartedWith) {
 
     gateway.rewrite_config(config_for(sim.base_url(), "model-v2").yaml());
     EXPECT_TRUE(is_reload_answer(gateway.reload(), 200, "reloaded"));
-    EXPECT_EQ(sim.stat("streams_completed"), 0) << "the stream ended before the reload";
 
     // A new request uses the new config while the old stream is still running.
     auto fresh = gateway.chat(chat_body("chat"), {{"x-sim-tokens", "1"}});
     ASSERT_TRUE(fresh);
     EXPECT_EQ(fresh->status, 200) << fresh->body;
     EXPECT_EQ(fresh->header("x-turnout-target"), "sim/model-v2");
+    EXPECT_EQ(sim.stat("requests"), 1);
+    EXPECT_EQ(old_upstream.answers_finished(), 0) << "the old stream ended before the reload";
 
     // The old stream runs to its end, from the old target.
+    old_upstream.open_gate();
     std::vector<std::string> events{*first};
     auto rest = reader.read_all(kWait);
     events.insert(events.end(), rest.begin(), rest.end());
@@ -320,8 +326,9 @@ TEST(ReloadStreamTest, AnInFlightStreamFinishesOnTheConfigItStartedWith) {
         EXPECT_EQ(json_string(doc, "model"), "model-v1") << events[i];
         if (!delta_content(events[i]).empty()) ++content_frames;
     }
-    EXPECT_EQ(content_frames, 60) << reader.body_so_far();
-    EXPECT_TRUE(sim.wait_for_stat("streams_completed", 1));
+    EXPECT_EQ(content_frames, static_cast<int>(kFrames)) << reader.body_so_far();
+    EXPECT_TRUE(old_upstream.wait_for_answers_finished(1));
+    EXPECT_EQ(old_upstream.requests(), 1) << "the new config's request reached the old upstream";
 }
 
 // The "reload under load": a bounded loopback load on kept-alive connections while the

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
+#include <tuple>
 
 namespace turnout::test {
 
@@ -607,8 +609,7 @@ void GatewayProcess::rewrite_config(const std::string& yaml) {
 std::optional<HttpResponse> GatewayProcess::admin_request(const std::string& method,
                                                           const std::string& target,
                                                           const Headers& headers,
-                                                          const std::string& body,
-                                                          Millis timeout) {
+                                                          const std::string& body, Millis timeout) {
     return http_request(admin_port_, method, target, headers, body, timeout);
 }
 
@@ -691,8 +692,7 @@ std::optional<std::string> GatewayProcess::metrics() {
 
 ::testing::AssertionResult GatewayProcess::wait_for_metric(
     const std::string& name, const std::map<std::string, std::string>& labels,
-    const std::function<bool(double)>& predicate, const std::string& expectation,
-    Millis timeout) {
+    const std::function<bool(double)>& predicate, const std::string& expectation, Millis timeout) {
     std::optional<std::string> last;
     auto ok = wait_for(
         [&] {
@@ -847,29 +847,95 @@ std::optional<double> metric_value(const std::string& text, const std::string& n
 // ---------------------------------------------------------------------------------------------
 // ResettingUpstream
 
-ResettingUpstream::ResettingUpstream() {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+namespace {
+
+/// A socket listening on 127.0.0.1:0 and its port; throws with `who` in the message.
+std::pair<int, std::uint16_t> listen_on_loopback(const char* who) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
     socklen_t len = sizeof addr;
-    if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listen_fd_, 64) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
-        ::pipe2(stop_pipe_, O_CLOEXEC) != 0) {
-        throw std::runtime_error("ResettingUpstream: cannot listen");
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd, 64) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        if (fd >= 0) ::close(fd);
+        throw std::runtime_error(std::string(who) + ": cannot listen");
     }
-    port_ = ntohs(addr.sin_port);
+    return {fd, ntohs(addr.sin_port)};
+}
+
+/// How reading one request off a fake upstream's connection ended.
+enum class RequestRead { complete, incomplete, stopped };
+
+/// Reads one request's head, then Content-Length bytes of body (10 s at most, a guard against
+/// a stuck peer), into `body`. `stopped` when `stop_fd` became readable (the test is ending).
+RequestRead read_request(int fd, int stop_fd, std::string& body) {
+    std::string data;
+    std::size_t body_start = std::string::npos;
+    std::size_t need = std::string::npos;
+    auto deadline = Clock::now() + Millis(10000);
+    while (Clock::now() < deadline) {
+        if (need == std::string::npos) {
+            auto end = data.find("\r\n\r\n");
+            if (end != std::string::npos) {
+                std::string head = to_lower(data.substr(0, end));
+                std::size_t length = 0;
+                auto cl = head.find("\r\ncontent-length:");
+                if (cl != std::string::npos) {
+                    length = std::strtoull(head.c_str() + cl + 17, nullptr, 10);
+                }
+                body_start = end + 4;
+                need = body_start + length;
+            }
+        }
+        if (need != std::string::npos && data.size() >= need) {
+            body = data.substr(body_start, need - body_start);
+            return RequestRead::complete;
+        }
+        pollfd in[2] = {{fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+        if (::poll(in, 2, 100) < 0 && errno != EINTR) break;
+        if (in[1].revents != 0) return RequestRead::stopped;
+        if (in[0].revents == 0) continue;
+        char buffer[8192];
+        auto n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        data.append(buffer, static_cast<std::size_t>(n));
+    }
+    return RequestRead::incomplete;
+}
+
+/// Writes all of `bytes`; false when the peer is gone.
+bool send_all(int fd, std::string_view bytes) {
+    while (!bytes.empty()) {
+        auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+void stop_thread(int stop_write_fd, std::thread& thread) {
+    char byte = 1;
+    if (::write(stop_write_fd, &byte, 1) < 0) {
+        // The thread also ends when the pipe closes; nothing more to do.
+    }
+    if (thread.joinable()) thread.join();
+}
+
+}  // namespace
+
+ResettingUpstream::ResettingUpstream() {
+    std::tie(listen_fd_, port_) = listen_on_loopback("ResettingUpstream");
+    if (::pipe2(stop_pipe_, O_CLOEXEC) != 0) {
+        throw std::runtime_error("ResettingUpstream: cannot make a pipe");
+    }
     thread_ = std::thread([this] { serve(); });
 }
 
 ResettingUpstream::~ResettingUpstream() {
-    char byte = 1;
-    if (::write(stop_pipe_[1], &byte, 1) < 0) {
-        // The thread also ends when the pipe closes below; nothing more to do.
-    }
-    if (thread_.joinable()) thread_.join();
+    stop_thread(stop_pipe_[1], thread_);
     for (int fd : {listen_fd_, stop_pipe_[0], stop_pipe_[1]}) {
         if (fd >= 0) ::close(fd);
     }
@@ -891,45 +957,148 @@ void ResettingUpstream::serve() {
         if (fds[1].revents != 0) return;
         int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
-        // Read the head, then Content-Length bytes of body (10 s at most), then reset.
-        std::string data;
-        std::size_t need = std::string::npos;
-        auto deadline = Clock::now() + Millis(10000);
-        bool complete = false;
-        while (Clock::now() < deadline) {
-            if (need == std::string::npos) {
-                auto end = data.find("\r\n\r\n");
-                if (end != std::string::npos) {
-                    std::string head = to_lower(data.substr(0, end));
-                    std::size_t length = 0;
-                    auto cl = head.find("\r\ncontent-length:");
-                    if (cl != std::string::npos) {
-                        length = std::strtoull(head.c_str() + cl + 17, nullptr, 10);
-                    }
-                    need = end + 4 + length;
-                }
-            }
-            if (need != std::string::npos && data.size() >= need) {
-                complete = true;
-                break;
-            }
-            pollfd in[2] = {{fd, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-            if (::poll(in, 2, 100) < 0 && errno != EINTR) break;
-            if (in[1].revents != 0) {
-                ::close(fd);
-                return;
-            }
-            if (in[0].revents == 0) continue;
-            char buffer[8192];
-            auto n = ::recv(fd, buffer, sizeof buffer, 0);
-            if (n <= 0) break;
-            data.append(buffer, static_cast<std::size_t>(n));
+        // Read the whole request, then reset.
+        std::string body;
+        const RequestRead read = read_request(fd, stop_pipe_[0], body);
+        if (read == RequestRead::stopped) {
+            ::close(fd);
+            return;
         }
-        if (complete) requests_.fetch_add(1);
+        if (read == RequestRead::complete) requests_.fetch_add(1);
         linger reset{1, 0};
         ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
         ::close(fd);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GatedUpstream
+
+GatedUpstream::GatedUpstream(std::size_t frames, std::size_t before_gate)
+    : frames_(frames), before_gate_(std::min(before_gate, frames)) {
+    std::tie(listen_fd_, port_) = listen_on_loopback("GatedUpstream");
+    if (::pipe2(stop_pipe_, O_CLOEXEC) != 0 || ::pipe2(gate_pipe_, O_CLOEXEC) != 0) {
+        throw std::runtime_error("GatedUpstream: cannot make a pipe");
+    }
+    thread_ = std::thread([this] { serve(); });
+}
+
+GatedUpstream::~GatedUpstream() {
+    stop_thread(stop_pipe_[1], thread_);
+    for (int fd : {listen_fd_, stop_pipe_[0], stop_pipe_[1], gate_pipe_[0], gate_pipe_[1]}) {
+        if (fd >= 0) ::close(fd);
+    }
+}
+
+std::string GatedUpstream::base_url() const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+}
+
+::testing::AssertionResult GatedUpstream::wait_for_requests(std::int64_t count,
+                                                            Millis timeout) const {
+    return wait_for([&] { return requests() >= count; }, timeout,
+                    std::to_string(count) + " requests at the gated upstream");
+}
+
+::testing::AssertionResult GatedUpstream::wait_for_answers_finished(std::int64_t count,
+                                                                    Millis timeout) const {
+    return wait_for([&] { return answers_finished() >= count; }, timeout,
+                    std::to_string(count) + " finished answers of the gated upstream");
+}
+
+void GatedUpstream::open_gate() {
+    // Never read: the pipe stays readable, so the gate stays open.
+    char byte = 1;
+    if (::write(gate_pipe_[1], &byte, 1) < 0) {
+        ADD_FAILURE() << "GatedUpstream: cannot open the gate";
+    }
+}
+
+std::string GatedUpstream::text(std::size_t frames) {
+    std::string text;
+    for (std::size_t i = 0; i < frames; ++i) {
+        text += (i == 0 ? "w" : " w") + std::to_string(i);
+    }
+    return text;
+}
+
+void GatedUpstream::serve() {
+    for (;;) {
+        pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        if (fds[1].revents != 0) return;
+        int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        std::string body;
+        const RequestRead read = read_request(fd, stop_pipe_[0], body);
+        if (read == RequestRead::complete) {
+            requests_.fetch_add(1);
+            auto doc = parse_json(body);
+            const std::string model =
+                doc.HasParseError() ? std::string() : json_string(doc, "model").value_or("");
+            const auto* stream = doc.HasParseError() ? nullptr : json_at(doc, "stream");
+            if (answer(fd, model, stream && stream->IsTrue())) finished_.fetch_add(1);
+        }
+        ::close(fd);
+        if (read == RequestRead::stopped) return;
+    }
+}
+
+bool GatedUpstream::pass_gate(int fd) {
+    for (;;) {
+        pollfd fds[3] = {
+            {gate_pipe_[0], POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}, {fd, POLLRDHUP, 0}};
+        if (::poll(fds, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        if (fds[1].revents != 0 || fds[2].revents != 0) return false;
+        if (fds[0].revents != 0) return true;
+    }
+}
+
+bool GatedUpstream::answer(int fd, const std::string& model, bool stream) {
+    const std::string prefix =
+        R"({"id":"chatcmpl-gated","created":1700000000,"model":)" + json_quote(model) + ",";
+    if (!stream) {
+        if (!pass_gate(fd)) return false;
+        const std::string json =
+            prefix + R"("object":"chat.completion","choices":[{"index":0,"message":)" +
+            R"({"role":"assistant","content":)" + json_quote(text(frames_)) +
+            R"(},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":)" +
+            std::to_string(frames_) + R"(,"total_tokens":)" + std::to_string(frames_ + 1) + "}}";
+        return send_all(fd,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        "Content-Length: " +
+                            std::to_string(json.size()) + "\r\nConnection: close\r\n\r\n" + json);
+    }
+    auto chunk = [](const std::string& event) {
+        char size[32];
+        std::snprintf(size, sizeof size, "%zx\r\n", event.size());
+        return size + event + "\r\n";
+    };
+    auto frame = [&](const std::string& delta, const char* finish_reason) {
+        return chunk("data: " + prefix +
+                     R"("object":"chat.completion.chunk","choices":[{"index":0,"delta":)" + delta +
+                     R"(,"finish_reason":)" + finish_reason + "}]}\n\n");
+    };
+    auto content = [&](std::size_t i) {
+        return frame(R"({"content":)" + json_quote((i == 0 ? "w" : " w") + std::to_string(i)) + "}",
+                     "null");
+    };
+    std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    for (std::size_t i = 0; i < before_gate_; ++i) head += content(i);
+    if (!send_all(fd, head) || !pass_gate(fd)) return false;
+    std::string rest;
+    for (std::size_t i = before_gate_; i < frames_; ++i) rest += content(i);
+    rest += frame("{}", R"("stop")");
+    rest += chunk("data: [DONE]\n\n") + "0\r\n\r\n";
+    return send_all(fd, rest);
 }
 
 // ---------------------------------------------------------------------------------------------

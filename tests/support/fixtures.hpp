@@ -171,8 +171,9 @@ struct TargetYaml {
     std::string provider;
     std::string model;
     std::uint32_t weight = 0;  ///< written only when > 0 (inside `targets`)
-    std::string headers = {};  ///< verbatim flow YAML, e.g. "{anthropic-beta: fast-mode-2026-02-01}"
-    std::string body = {};     ///< verbatim flow YAML, e.g. "{speed: fast}"
+    std::string headers =
+        {};                 ///< verbatim flow YAML, e.g. "{anthropic-beta: fast-mode-2026-02-01}"
+    std::string body = {};  ///< verbatim flow YAML, e.g. "{speed: fast}"
 };
 
 /// A route's `shadow` block; written when any member is set.
@@ -315,8 +316,7 @@ class GatewayProcess {
     /// A request to the admin port.
     std::optional<HttpResponse> admin_request(const std::string& method, const std::string& target,
                                               const Headers& headers = {},
-                                              const std::string& body = {},
-                                              Millis timeout = kWait);
+                                              const std::string& body = {}, Millis timeout = kWait);
     /// GET / POST on the admin port, with `Authorization: Bearer TOKEN` when `token` is not
     /// empty (and `Content-Type: application/json` with a body).
     std::optional<HttpResponse> admin_get(const std::string& target, const std::string& token = {});
@@ -435,6 +435,55 @@ class ResettingUpstream {
     int stop_pipe_[2] = {-1, -1};
     std::uint16_t port_ = 0;
     std::atomic<std::int64_t> requests_{0};
+    std::thread thread_;
+};
+
+/// An OpenAI chat upstream on 127.0.0.1 whose answers wait at a gate the test opens, so a test
+/// can act while an answer is unfinished whatever the machine's speed (the simulator paces its
+/// answers by the clock; this one by the test). Each request is read whole. A streamed one
+/// (`"stream": true`) gets its head and the first `before_gate` of its `frames` content frames
+/// at once; the rest, a finish frame and [DONE] once the gate is open. A non-streamed one gets
+/// nothing until the gate opens, then one chat.completion. Answers name the request's `model`
+/// and carry text(frames). The gate stays open once opened. A thread serves one connection at
+/// a time; each answer ends its connection (`Connection: close`).
+class GatedUpstream {
+  public:
+    explicit GatedUpstream(std::size_t frames = 5, std::size_t before_gate = 1);
+    ~GatedUpstream();
+    GatedUpstream(const GatedUpstream&) = delete;
+    GatedUpstream& operator=(const GatedUpstream&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    /// http://127.0.0.1:PORT/v1
+    std::string base_url() const;
+    /// Complete requests received.
+    std::int64_t requests() const { return requests_.load(); }
+    /// Answers whose last byte was written.
+    std::int64_t answers_finished() const { return finished_.load(); }
+    ::testing::AssertionResult wait_for_requests(std::int64_t count, Millis timeout = kWait) const;
+    ::testing::AssertionResult wait_for_answers_finished(std::int64_t count,
+                                                         Millis timeout = kWait) const;
+    /// Lets every answer, waiting or to come, run to its end.
+    void open_gate();
+
+    /// The content of an answer of `frames` frames: "w0 w1 w2 ...", one word per frame.
+    static std::string text(std::size_t frames);
+
+  private:
+    void serve();
+    /// Writes the answer to one request; false when the peer went away or the test ended.
+    bool answer(int fd, const std::string& model, bool stream);
+    /// Waits until the gate is open; false when the peer went away or the test ended.
+    bool pass_gate(int fd);
+
+    std::size_t frames_;
+    std::size_t before_gate_;
+    int listen_fd_ = -1;
+    int stop_pipe_[2] = {-1, -1};
+    int gate_pipe_[2] = {-1, -1};
+    std::uint16_t port_ = 0;
+    std::atomic<std::int64_t> requests_{0};
+    std::atomic<std::int64_t> finished_{0};
     std::thread thread_;
 };
 

@@ -1,6 +1,7 @@
 #include "tests/support/process.hpp"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -8,8 +9,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cerrno>
 #include <cstring>
@@ -156,8 +155,8 @@ void ChildProcess::check_sanitizer_report() {
     auto report = sanitizer_report(lines());
     if (!report) return;
     std::string status = exit_code_ ? "exit code " + std::to_string(*exit_code_) : "killed";
-    ADD_FAILURE() << "child process " << options_.argv.front() << " (pid " << pid_ << ", "
-                  << status << ") printed a sanitizer report:\n"
+    ADD_FAILURE() << "child process " << options_.argv.front() << " (pid " << pid_ << ", " << status
+                  << ") printed a sanitizer report:\n"
                   << *report;
 }
 

@@ -457,9 +457,10 @@ TEST(Metrics, HandlesOutliveTheirMetrics) {
         judge = metrics.shadow_target("r", "p", ShadowCall::judge, kOpus);
         target->request(200, 0.1);
         const Exposition parsed = scrape(metrics);
-        EXPECT_EQ(parsed.value("turnout_requests_total",
-                               {{"route", "r"}, {"provider", "p"}, {"model", "m"}, {"code", "200"}}),
-                  1.0);
+        EXPECT_EQ(
+            parsed.value("turnout_requests_total",
+                         {{"route", "r"}, {"provider", "p"}, {"model", "m"}, {"code", "200"}}),
+            1.0);
     }
     // The registry is gone; the handles record into the series they keep alive.
     target->request(200, 0.1);  // an existing series
