@@ -1,5 +1,10 @@
 #include "base/json_input.hpp"
 
+#include <rapidjson/document.h>
+#include <rapidjson/encodedstream.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -8,11 +13,6 @@
 #include <string>
 #include <unordered_set>
 #include <vector>
-
-#include <rapidjson/document.h>
-#include <rapidjson/encodedstream.h>
-#include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
 
 namespace turnout::base {
 namespace {
@@ -44,7 +44,7 @@ struct ObjectKeys {
 /// false stops the parse at once.
 template <typename Target>
 class GuardedHandler {
-public:
+  public:
     GuardedHandler(Target& target, const JsonInputOptions& options, JsonInputError& error)
         : target_(target), options_(options), error_(error) {}
 
@@ -131,7 +131,7 @@ public:
         return target_.EndArray(elements);
     }
 
-private:
+  private:
     /// For a number std::from_chars found out of range: above the largest double (true) or
     /// below the smallest (false), from its decimal exponent.
     static bool too_large(std::string_view number) {
@@ -235,10 +235,14 @@ JsonInputResult check_json_input(std::string_view text, const JsonInputOptions& 
 
 std::string_view describe(JsonInputError error) {
     switch (error) {
-        case JsonInputError::none: return "valid JSON";
-        case JsonInputError::syntax: return "not valid JSON";
-        case JsonInputError::too_deep: return "JSON nested too deeply";
-        case JsonInputError::duplicate_key: return "JSON object with a duplicate key";
+        case JsonInputError::none:
+            return "valid JSON";
+        case JsonInputError::syntax:
+            return "not valid JSON";
+        case JsonInputError::too_deep:
+            return "JSON nested too deeply";
+        case JsonInputError::duplicate_key:
+            return "JSON object with a duplicate key";
     }
     return "not valid JSON";
 }

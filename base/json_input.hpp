@@ -6,10 +6,10 @@
 /// the same bytes (turnout, first-wins, and an upstream, last-wins) see different requests.
 /// Plain C++, thread safe (no shared state).
 
+#include <rapidjson/fwd.h>
+
 #include <cstddef>
 #include <string_view>
-
-#include <rapidjson/fwd.h>
 
 namespace turnout::base {
 

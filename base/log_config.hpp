@@ -6,7 +6,7 @@
 namespace turnout::base {
 
 struct LogConfig {
-    std::string level = "info";  ///< trace | debug | info | warn | error
+    std::string level = "info";   ///< trace | debug | info | warn | error
     std::string format = "json";  ///< json | text
 };
 

@@ -17,11 +17,21 @@ void append_json_string(std::string& out, std::string_view text) {
     out.push_back('"');
     for (const char c : text) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (static_cast<unsigned char>(c) < 0x20) {
                     out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
@@ -85,8 +95,8 @@ void init_logging(const LogConfig& config) {
     }
     g_json = config.format != "text";
     const char* pattern = g_json
-        ? R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n",%v})"
-        : "%Y-%m-%dT%H:%M:%S.%fZ %l %n %v";
+                              ? R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n",%v})"
+                              : "%Y-%m-%dT%H:%M:%S.%fZ %l %n %v";
     for (const auto& logger : {g_gateway, g_access}) {
         logger->set_pattern(pattern, spdlog::pattern_time_type::utc);
         logger->set_level(parse_level(config.level));

@@ -3,12 +3,12 @@
 /// `time level logger msg key=value...` (`text`). Loggers are asynchronous with
 /// overrun_oldest, so I/O threads never block on a slow stdout.
 
+#include <spdlog/spdlog.h>
+
 #include <cstdint>
 #include <initializer_list>
 #include <string_view>
 #include <variant>
-
-#include <spdlog/spdlog.h>
 
 #include "base/log_config.hpp"
 

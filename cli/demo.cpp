@@ -6,35 +6,34 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <poll.h>
+#include <rapidjson/document.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
-#include <thread>
 #include <csignal>
+#include <cstdio>
 #include <iostream>
 #include <regex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
-#include <rapidjson/document.h>
-
 #include "base/logging.hpp"
-#include "gateway/server.hpp"
 #include "config/loader.hpp"
+#include "gateway/server.hpp"
 
 namespace turnout::cli {
 
-using base::log_event;
+using base::flush_logs;
 using base::gateway_log;
 using base::init_logging;
-using base::flush_logs;
+using base::log_event;
 namespace {
 
 constexpr const char* kDemoConfig = R"(# turnout demo: the embedded default configuration
@@ -171,10 +170,10 @@ std::pair<int, std::string> http_call(const std::string& address, const std::str
                                       const std::string& target, const std::string& body) {
     const int fd = connect_to(address);
     if (fd < 0) return {0, {}};
-    const std::string request = method + " " + target + " HTTP/1.1\r\nHost: " + address +
-                                "\r\nContent-Type: application/json\r\nContent-Length: " +
-                                std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-                                body;
+    const std::string request =
+        method + " " + target + " HTTP/1.1\r\nHost: " + address +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\nConnection: close\r\n\r\n" + body;
     if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
         static_cast<ssize_t>(request.size())) {
         close(fd);
@@ -208,9 +207,11 @@ std::string with_free_port(const std::string& address) {
 
 /// The built-in traffic and the once-a-second status line, on their own threads.
 class DemoDriver {
-public:
+  public:
     DemoDriver(std::string api, std::string admin, std::string fast_sim, bool degrade)
-        : api_(std::move(api)), admin_(std::move(admin)), fast_sim_(std::move(fast_sim)),
+        : api_(std::move(api)),
+          admin_(std::move(admin)),
+          fast_sim_(std::move(fast_sim)),
           degrade_(degrade) {}
     ~DemoDriver() { stop(); }
 
@@ -224,7 +225,7 @@ public:
         threads_.clear();
     }
 
-private:
+  private:
     static constexpr int kClients = 6;
 
     void send_traffic(int client) {
@@ -235,10 +236,11 @@ private:
         std::uint64_t n = 0;
         while (!stopping_) {
             // Many distinct prompts, so the fast model's weak spots show up as some fails.
-            const std::string prompt = std::string(kPrompts[(client * 7 + n) % std::size(kPrompts)]) +
-                                       " (variant " + std::to_string((client * 13 + n) % 50) + ")";
-            const std::string body = R"({"model":"smart","messages":[{"role":"user","content":")" +
-                                     prompt + R"("}]})";
+            const std::string prompt =
+                std::string(kPrompts[(client * 7 + n) % std::size(kPrompts)]) + " (variant " +
+                std::to_string((client * 13 + n) % 50) + ")";
+            const std::string body =
+                R"({"model":"smart","messages":[{"role":"user","content":")" + prompt + R"("}]})";
             const auto [status, answer] = http_call(api_, "POST", "/v1/chat/completions", body);
             ++n;
             (status == 200 ? ok_ : failed_).fetch_add(1);
@@ -318,11 +320,11 @@ int demo_main(int argc, char** argv) {
     try {
         children.push_back(start_simulator({"simulate", "--listen", "127.0.0.1:0", "--ttft",
                                             "300ms", "--tps", "60", "--tokens", "24"}));
-        children.push_back(start_simulator({"simulate", "--listen", "127.0.0.1:0", "--ttft",
-                                            "20ms", "--tps", "900", "--tokens", "24",
-                                            "--degrade-rate", "0.04"}));
-        children.push_back(start_simulator({"simulate", "--listen", "127.0.0.1:0", "--role",
-                                            "judge", "--ttft", "50ms"}));
+        children.push_back(
+            start_simulator({"simulate", "--listen", "127.0.0.1:0", "--ttft", "20ms", "--tps",
+                             "900", "--tokens", "24", "--degrade-rate", "0.04"}));
+        children.push_back(start_simulator(
+            {"simulate", "--listen", "127.0.0.1:0", "--role", "judge", "--ttft", "50ms"}));
     } catch (const std::exception& e) {
         std::cerr << "turnout demo: " << e.what() << '\n';
         for (const auto& child : children) kill(child.pid, SIGTERM);
@@ -342,9 +344,9 @@ int demo_main(int argc, char** argv) {
     } else {
         init_logging(loaded.config->log);
         std::cout << "turnout demo: gateway on http://" << api << " (admin http://" << admin
-                  << "), state in " << state_template
-                  << "\n  simulated providers: smart (slow) " << children[0].listen
-                  << ", fast " << children[1].listen << ", judge " << children[2].listen
+                  << "), state in " << state_template << "\n  simulated providers: smart (slow) "
+                  << children[0].listen << ", fast " << children[1].listen << ", judge "
+                  << children[2].listen
                   << "\n  built-in traffic runs now; watch the route flip to the fast model."
                   << "\n  try:  curl -s http://" << api
                   << "/v1/chat/completions -H 'content-type: application/json' -d "

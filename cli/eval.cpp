@@ -5,6 +5,8 @@
 // Threading: one io_context run by the calling thread. Every coroutine, the run state and the
 // output files are touched from that thread only, so nothing here locks.
 
+#include "cli/eval.hpp"
+
 #include <unistd.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -22,22 +24,21 @@
 #include <tuple>
 #include <vector>
 
-#include "cli/eval.hpp"
 #include "base/logging.hpp"
-#include "shadow/judge_call.hpp"
-#include "upstream/client.hpp"
 #include "config/loader.hpp"
 #include "routing/route_table.hpp"
 #include "shadow/eval_report.hpp"
 #include "shadow/judge.hpp"
+#include "shadow/judge_call.hpp"
+#include "upstream/client.hpp"
 
 namespace turnout::cli {
 using upstream::Clock;
 
-using base::log_event;
+using base::flush_logs;
 using base::gateway_log;
 using base::init_logging;
-using base::flush_logs;
+using base::log_event;
 using shadow::judge_pair;
 using shadow::JudgeReading;
 using upstream::background_call;
@@ -327,13 +328,12 @@ asio::awaitable<shadow::ParsedVerdict> judge_answers(Run* run, std::string reque
                                                      std::string primary_body,
                                                      std::string candidate_body,
                                                      std::string request_id) {
-    shadow::JudgeInput input{std::move(request_json),
-                             shadow::answer_text_from_openai(primary_body),
+    shadow::JudgeInput input{std::move(request_json), shadow::answer_text_from_openai(primary_body),
                              shadow::answer_text_from_openai(candidate_body),
                              run->judge_config.pass_score, run->judge_config.max_answer_bytes};
-    JudgeReading reading = co_await judge_pair(run->judge, run->judge_config, run->template_text,
-                                               std::move(input), std::move(request_id),
-                                               run->timeout);
+    JudgeReading reading =
+        co_await judge_pair(run->judge, run->judge_config, run->template_text, std::move(input),
+                            std::move(request_id), run->timeout);
     co_return std::move(reading.parsed);
 }
 

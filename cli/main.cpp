@@ -6,19 +6,20 @@
 #include <string_view>
 #include <vector>
 
+#include "base/logging.hpp"
 #include "cli/demo.hpp"
 #include "cli/eval.hpp"
-#include "base/logging.hpp"
+#include "cli/explain_command.hpp"
+#include "config/loader.hpp"
 #include "gateway/server.hpp"
 #include "sim/simulator.hpp"
-#include "config/loader.hpp"
-#include "cli/explain_command.hpp"
 
 namespace {
 
 constexpr std::string_view kVersion = "turnout 0.1.0";
 
-constexpr std::string_view kUsage = R"(turnout: an OpenAI-compatible LLM gateway that shadows, judges and flips routes
+constexpr std::string_view kUsage =
+    R"(turnout: an OpenAI-compatible LLM gateway that shadows, judges and flips routes
 
 usage:
   turnout --config FILE                 run the gateway (same as `serve`)
@@ -58,7 +59,8 @@ Args parse_serve_args(const std::vector<std::string_view>& args) {
             parsed.error = "unexpected argument '" + std::string(args[i]) + "'";
         }
     }
-    if (parsed.error.empty() && parsed.config_path.empty()) parsed.error = "--config FILE is required";
+    if (parsed.error.empty() && parsed.config_path.empty())
+        parsed.error = "--config FILE is required";
     return parsed;
 }
 
@@ -84,7 +86,7 @@ int run_serve(const Args& args) {
     turnout::base::init_logging(result.config->log);
     try {
         return turnout::gateway::serve(result.config,
-                                         {.threads = args.threads, .config_path = args.config_path});
+                                       {.threads = args.threads, .config_path = args.config_path});
     } catch (const std::exception& e) {
         std::cerr << "turnout: cannot start: " << e.what() << '\n';
         return 2;

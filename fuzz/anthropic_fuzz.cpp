@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
+#include "base/json_input.hpp"
 #include "protocol/anthropic.hpp"
 #include "protocol/sse.hpp"
-#include "base/json_input.hpp"
 
 namespace anthropic = turnout::protocol::anthropic;
 

@@ -39,13 +39,13 @@ std::FILE* __wrap_fopen64(const char* path, const char* mode) {
 }
 
 // open(2)'s mode argument exists only with O_CREAT or O_TMPFILE.
-#define TURNOUT_MODE_ARG(flags, mode)                     \
-    mode_t mode = 0;                                      \
+#define TURNOUT_MODE_ARG(flags, mode)                                 \
+    mode_t mode = 0;                                                  \
     if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) { \
-        va_list args;                                     \
-        va_start(args, flags);                            \
-        mode = static_cast<mode_t>(va_arg(args, int));    \
-        va_end(args);                                     \
+        va_list args;                                                 \
+        va_start(args, flags);                                        \
+        mode = static_cast<mode_t>(va_arg(args, int));                \
+        va_end(args);                                                 \
     }
 
 int __wrap_open(const char* path, int flags, ...) {

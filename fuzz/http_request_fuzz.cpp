@@ -6,7 +6,6 @@
 // Beast's assertions stay on, through a handler that knows one false one (below).
 #define BOOST_ENABLE_ASSERT_HANDLER
 #include <boost/assert.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,28 +16,27 @@ namespace boost {
 // split across reads ("0\r\n", then "\r", then "\n"); the code after it is right (it asks for
 // more bytes), and Beast removed the assertion (boostorg/beast#2861, Boost 1.86). Release
 // builds (NDEBUG) are unaffected; corpus/http_request/chunk_final_split_beast_assert is the case.
-void assertion_failed_msg(char const* expr, char const* msg, char const* function,
-                                 char const* file, long line) {
-    if (std::strcmp(expr, "n >= 5") == 0 && std::strstr(function, "parse_chunk_header") != nullptr) {
+void assertion_failed_msg(char const* expr, char const* msg, char const* function, char const* file,
+                          long line) {
+    if (std::strcmp(expr, "n >= 5") == 0 &&
+        std::strstr(function, "parse_chunk_header") != nullptr) {
         return;
     }
     std::fprintf(stderr, "%s:%ld: %s: Assertion '%s' failed%s%s\n", file, line, function, expr,
                  msg != nullptr ? ": " : "", msg != nullptr ? msg : "");
     std::abort();
 }
-void assertion_failed(char const* expr, char const* function, char const* file,
-                             long line) {
+void assertion_failed(char const* expr, char const* function, char const* file, long line) {
     assertion_failed_msg(expr, nullptr, function, file, line);
 }
 
 }  // namespace boost
 
+#include <boost/asio/buffer.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/asio/buffer.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -46,9 +44,9 @@ void assertion_failed(char const* expr, char const* function, char const* file,
 #include <string_view>
 #include <vector>
 
+#include "config/config.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/hop_headers.hpp"
-#include "config/config.hpp"
 
 namespace http = boost::beast::http;
 using turnout::protocol::HeaderView;
@@ -76,8 +74,8 @@ Outcome parse(std::string_view input, std::size_t step) {
     boost::beast::error_code ec;
     bool checked = false;
     while (!parser.is_done()) {
-        const auto n = parser.put(
-            boost::asio::buffer(input.data() + consumed, available - consumed), ec);
+        const auto n =
+            parser.put(boost::asio::buffer(input.data() + consumed, available - consumed), ec);
         consumed += n;
         if (ec == http::error::need_more || (!ec && n == 0)) {
             if (available == input.size()) {

@@ -36,7 +36,8 @@ void check(std::string_view text, const JsonInputOptions& options) {
     if (!result) {
         if (!doc.IsNull()) std::abort();
         if (result.offset > text.size()) std::abort();
-        if (!options.reject_duplicate_keys && result.error == turnout::base::JsonInputError::duplicate_key) {
+        if (!options.reject_duplicate_keys &&
+            result.error == turnout::base::JsonInputError::duplicate_key) {
             std::abort();
         }
         return;

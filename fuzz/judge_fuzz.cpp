@@ -43,7 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::vector<std::string> payloads;
     for (std::size_t start = 0; start <= text.size();) {
         const auto end = text.find('\n', start);
-        payloads.emplace_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+        payloads.emplace_back(
+            text.substr(start, end == std::string_view::npos ? end : end - start));
         if (end == std::string_view::npos) break;
         start = end + 1;
     }

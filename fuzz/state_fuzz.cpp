@@ -39,8 +39,8 @@ void restore_controller(std::string_view text) {
     try {
         auto controller = shadow::Controller::from_json(text, route, "fingerprint", now);
         const std::string saved = controller.to_json();
-        for (const auto verdict : {shadow::VerdictKind::pass, shadow::VerdictKind::fail,
-                                   shadow::VerdictKind::error}) {
+        for (const auto verdict :
+             {shadow::VerdictKind::pass, shadow::VerdictKind::fail, shadow::VerdictKind::error}) {
             controller.record_verdict(now + std::chrono::seconds(1), verdict);
         }
         controller.record_live_result(now + std::chrono::seconds(2), true, true);
@@ -76,14 +76,18 @@ void write(const fs::path& path, std::string_view text) {
 void read_store(std::string_view text) {
     // One scratch directory per fuzzing process, on tmpfs when there is one.
     static const fs::path dir = [] {
-        const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+        const fs::path base =
+            fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
         fs::path d = base / ("turnout-state-fuzz-" + std::to_string(::getpid()));
         fs::remove_all(d);
         fs::create_directories(d / "routes");
         std::atexit([] {
             std::error_code ec;
-            fs::remove_all(fs::path("/dev/shm") / ("turnout-state-fuzz-" + std::to_string(::getpid())), ec);
-            fs::remove_all(fs::temp_directory_path() / ("turnout-state-fuzz-" + std::to_string(::getpid())), ec);
+            fs::remove_all(
+                fs::path("/dev/shm") / ("turnout-state-fuzz-" + std::to_string(::getpid())), ec);
+            fs::remove_all(
+                fs::temp_directory_path() / ("turnout-state-fuzz-" + std::to_string(::getpid())),
+                ec);
         });
         return d;
     }();

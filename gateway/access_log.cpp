@@ -1,7 +1,7 @@
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <random>
-
-#include <fmt/format.h>
 
 #include "base/logging.hpp"
 #include "gateway/request_record.hpp"
@@ -22,8 +22,8 @@ RequestTimes request_times(const RequestRecord& record, Clock::time_point now) {
     RequestTimes times;
     times.duration = seconds_between(record.start, now);
     if (record.first_byte) times.ttfb = seconds_between(record.start, *record.first_byte);
-    times.overhead = std::max(
-        0.0, times.duration - std::chrono::duration<double>(record.upstream_time).count());
+    times.overhead =
+        std::max(0.0, times.duration - std::chrono::duration<double>(record.upstream_time).count());
     return times;
 }
 

@@ -1,12 +1,12 @@
 #include "gateway/admin_api.hpp"
 
-#include <algorithm>
-#include <charconv>
-#include <optional>
-
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <charconv>
+#include <optional>
 
 #include "base/json_input.hpp"
 #include "gateway/errors.hpp"

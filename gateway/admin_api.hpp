@@ -9,12 +9,11 @@
 /// thread (reload) is awaited there, the worker free meanwhile.
 
 #include <atomic>
+#include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/awaitable.hpp>
 
 namespace turnout::metrics {
 class Metrics;
@@ -31,10 +30,10 @@ struct ReloadOutcome {
 };
 
 struct AdminRequest {
-    bool post = false;         ///< POST (else: GET or anything else)
-    bool get = false;          ///< GET
-    std::string_view path;     ///< without the query
-    std::string_view target;   ///< as sent, query included
+    bool post = false;               ///< POST (else: GET or anything else)
+    bool get = false;                ///< GET
+    std::string_view path;           ///< without the query
+    std::string_view target;         ///< as sent, query included
     std::string_view authorization;  ///< the Authorization header
     std::string_view body;
 };

@@ -1,10 +1,10 @@
 // The API: authentication, the route decision, attempts with retries and fallbacks, whole
 // answers, and the hand-over of sampled pairs to the shadow.
 
+#include <rapidjson/document.h>
+
 #include <algorithm>
 #include <random>
-
-#include <rapidjson/document.h>
 
 #include "base/json_input.hpp"
 #include "base/logging.hpp"
@@ -17,16 +17,16 @@ namespace {
 
 using base::gateway_log;
 using base::log_event;
+using shadow::RouteChannel;
+using shadow::ShadowJob;
 using upstream::CircuitBreaker;
 using upstream::classify_upstream_error;
 using upstream::ConnectionPtr;
+using upstream::exchange_head;
 using upstream::HeadExchange;
+using upstream::make_upstream_request;
 using upstream::UpstreamFailure;
 using upstream::UpstreamPool;
-using shadow::RouteChannel;
-using shadow::ShadowJob;
-using upstream::make_upstream_request;
-using upstream::exchange_head;
 
 constexpr std::uint64_t kMaxUpstreamBody = 64ull << 20;  // non-streamed answers, read whole
 
@@ -45,17 +45,21 @@ void copy_response_headers(const http::fields& from, http::fields& to) {
 
 metrics::UpstreamErrorKind metrics_kind(UpstreamFailure failure) {
     switch (failure) {
-        case UpstreamFailure::connect: return metrics::UpstreamErrorKind::connect;
-        case UpstreamFailure::timeout: return metrics::UpstreamErrorKind::timeout;
-        case UpstreamFailure::reset: return metrics::UpstreamErrorKind::reset;
-        case UpstreamFailure::tls: return metrics::UpstreamErrorKind::tls;
-        case UpstreamFailure::protocol: return metrics::UpstreamErrorKind::protocol;
+        case UpstreamFailure::connect:
+            return metrics::UpstreamErrorKind::connect;
+        case UpstreamFailure::timeout:
+            return metrics::UpstreamErrorKind::timeout;
+        case UpstreamFailure::reset:
+            return metrics::UpstreamErrorKind::reset;
+        case UpstreamFailure::tls:
+            return metrics::UpstreamErrorKind::tls;
+        case UpstreamFailure::protocol:
+            return metrics::UpstreamErrorKind::protocol;
     }
     return metrics::UpstreamErrorKind::protocol;
 }
 
-asio::awaitable<bool> Session::handle_api(Request& request,
-                                          RequestRecord& record) {
+asio::awaitable<bool> Session::handle_api(Request& request, RequestRecord& record) {
     static constexpr std::string_view kProxied[] = {"/v1/chat/completions", "/v1/completions",
                                                     "/v1/embeddings"};
     if (!authenticate(request, record)) {
@@ -79,8 +83,7 @@ asio::awaitable<bool> Session::handle_api(Request& request,
 
 /// Client keys (`keys:`), as `Authorization: Bearer` or `x-api-key`. The key's name, never
 /// the key, goes on to routing and the log.
-bool Session::authenticate(const Request& request,
-                           RequestRecord& record) {
+bool Session::authenticate(const Request& request, RequestRecord& record) {
     const auto& keys = *snapshot_->keys;
     if (!keys.enabled()) return true;
     std::string_view presented = routing::bearer_token(request[http::field::authorization]);
@@ -161,7 +164,8 @@ asio::awaitable<Attempt> Session::forward(const Request& request, std::string_vi
     }
     if (channel && suffix == "/chat/completions") {
         const double rate = channel->mirror_rate.load();
-        record.capture = rate > 0 && routing::sampled(record.request_id, rate, "shadow:" + route.name);
+        record.capture =
+            rate > 0 && routing::sampled(record.request_id, rate, "shadow:" + route.name);
         if (record.capture && request.body().size() > kMaxShadowBytes) {
             record.capture = false;
             channel->dropped.fetch_add(1);
@@ -186,8 +190,8 @@ asio::awaitable<Attempt> Session::forward(const Request& request, std::string_vi
                 co_await pause.async_wait(kToken);
             }
             if (Clock::now() >= route_deadline) break;
-            last = co_await attempt(request, document, route, target, suffix, route_deadline,
-                                   record);
+            last =
+                co_await attempt(request, document, route, target, suffix, route_deadline, record);
             if (last.result == Attempt::Result::delivered || last.circuit_open) break;
         }
         if (last.result == Attempt::Result::delivered) break;
@@ -197,8 +201,8 @@ asio::awaitable<Attempt> Session::forward(const Request& request, std::string_vi
 }
 
 /// Feeds the route's controller (live outcomes) and hands a sampled pair to the shadow.
-void Session::after_live_answer(const Request& request,
-                                RouteChannel& channel, RequestRecord& record) {
+void Session::after_live_answer(const Request& request, RouteChannel& channel,
+                                RequestRecord& record) {
     const bool failed = record.status >= 500 || !record.upstream_failure.empty();
     if (record.serving_candidate) {
         (failed ? channel.candidate_errors : channel.candidate_ok).fetch_add(1);
@@ -239,9 +243,9 @@ void Session::settle_failure(Attempt& last) {
     } else if (last.failure == UpstreamFailure::timeout) {
         last.answer = error_response(errc::upstream_timeout, "upstream timed out");
     } else {
-        last.answer = error_response(
-            errc::upstream_unavailable,
-            "upstream unavailable (" + std::string(to_string(last.failure)) + ")");
+        last.answer =
+            error_response(errc::upstream_unavailable,
+                           "upstream unavailable (" + std::string(to_string(last.failure)) + ")");
     }
 }
 
@@ -249,8 +253,7 @@ asio::awaitable<Attempt> Session::attempt(const Request& request,
                                           const rapidjson::Document& document,
                                           const config::RouteConfig& route_config,
                                           const config::TargetConfig& target,
-                                          std::string_view suffix,
-                                          Clock::time_point route_deadline,
+                                          std::string_view suffix, Clock::time_point route_deadline,
                                           RequestRecord& record) {
     ++record.attempts;
     record.upstream_failure = {};  // this attempt's outcome, not an earlier one's
@@ -259,8 +262,8 @@ asio::awaitable<Attempt> Session::attempt(const Request& request,
     // The primary's price is the baseline the cost saving is measured against.
     const auto* primary_provider =
         config().find_provider(routing::serving_target(route_config).provider);
-    record.metrics = worker_.target_metrics(record.route, target, provider->price,
-                                            primary_provider->price);
+    record.metrics =
+        worker_.target_metrics(record.route, target, provider->price, primary_provider->price);
     const protocol::Egress& egress = protocol::egress_for(provider->kind);
     if (!egress.serves(suffix)) {
         co_return Attempt::answered(error_response(
@@ -276,7 +279,8 @@ asio::awaitable<Attempt> Session::attempt(const Request& request,
         outcome.circuit_open = true;
         outcome.retry_after = breaker->retry_after(Clock::now());
         record.upstream_failure = "circuit_open";
-        if (record.metrics) record.metrics->upstream_error(metrics::UpstreamErrorKind::circuit_open);
+        if (record.metrics)
+            record.metrics->upstream_error(metrics::UpstreamErrorKind::circuit_open);
         // At debug: under an open circuit every request would log it (the access log has it).
         log_event(gateway_log(), spdlog::level::debug, "upstream attempt skipped: circuit open",
                   {{"request_id", record.request_id},
@@ -294,7 +298,8 @@ asio::awaitable<Attempt> Session::attempt(const Request& request,
     // bounds it. A stream's head (its first token) must come within first_byte_timeout.
     const auto head_deadline =
         record.stream ? Clock::now() + provider->first_byte_timeout : deadline;
-    HeadExchange exchange = co_await exchange_head(pool, &upstream_request, deadline, head_deadline);
+    HeadExchange exchange =
+        co_await exchange_head(pool, &upstream_request, deadline, head_deadline);
     // The provider's health for the breaker: it answered, and not with a 5xx. (A 429 is its
     // rate limit, not ill health; a stream that breaks later already had its head.)
     if (exchange.ec || exchange.head->get().result_int() >= 500) {
@@ -344,8 +349,7 @@ asio::awaitable<Attempt> Session::read_answer(http::response_parser<http::empty_
                                               ConnectionPtr connection,
                                               std::shared_ptr<UpstreamPool> pool,
                                               const protocol::Egress& egress,
-                                              Clock::time_point deadline,
-                                              RequestRecord& record) {
+                                              Clock::time_point deadline, RequestRecord& record) {
     Attempt outcome;
     http::response_parser<http::string_body> parser{std::move(head)};
     parser.body_limit(kMaxUpstreamBody);

@@ -41,8 +41,8 @@ struct RequestRecord {
     bool stream = false;
     bool include_usage = false;
     bool serving_candidate = false;
-    std::string decided_target;  ///< provider/model the route chose (a fallback may answer)
-    bool capture = false;  ///< sampled for the shadow: keep the answer for the judge
+    std::string decided_target;    ///< provider/model the route chose (a fallback may answer)
+    bool capture = false;          ///< sampled for the shadow: keep the answer for the judge
     bool capture_skipped = false;  ///< sampled, but the answer was too big to keep (counted)
     std::string captured_body;
     std::vector<std::string> captured_payloads;

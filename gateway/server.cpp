@@ -7,8 +7,12 @@
 // and the drain. Only the config snapshot, the drain flag and the connection count are
 // shared between threads.
 
+#include "gateway/server.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,20 +20,16 @@
 #include <algorithm>
 #include <csignal>
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
 #include "base/logging.hpp"
-#include "gateway/worker.hpp"
-#include "gateway/server.hpp"
 #include "config/loader.hpp"
+#include "gateway/worker.hpp"
 
 namespace turnout::gateway {
 
-using base::log_event;
-using base::gateway_log;
 using base::flush_logs;
+using base::gateway_log;
 using base::init_logging;
+using base::log_event;
 namespace {
 
 using config::Config;
@@ -69,8 +69,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
     snapshot->keys = std::make_shared<routing::KeyRing>(*config);
     snapshot->providers = upstream::Providers::build(config);
     if (!config->admin.token_env.empty()) {
-        snapshot->admin_token =
-            upstream::required_env(config->admin.token_env, "admin.token_env");
+        snapshot->admin_token = upstream::required_env(config->admin.token_env, "admin.token_env");
     }
     snapshot->models_json = render_models(*snapshot->routes);
     return snapshot;
@@ -82,8 +81,8 @@ void Worker::update_pools(const Snapshot& snapshot) {
 }
 
 std::shared_ptr<metrics::TargetMetrics> Worker::target_metrics(
-    const std::string& route, const config::TargetConfig& target,
-    const config::PriceConfig& price, const config::PriceConfig& baseline) {
+    const std::string& route, const config::TargetConfig& target, const config::PriceConfig& price,
+    const config::PriceConfig& baseline) {
     if (shared.metrics == nullptr) return nullptr;
     std::string key = route;
     key.append(1, '\0').append(target.provider).append(1, '\0').append(target.model);
@@ -127,7 +126,7 @@ bool is_out_of_resources(const error_code& ec) {
 /// of descriptors, it is given up to accept a probe, and taken back when that connection
 /// closes. Only the first worker's thread (the admin listener's) touches it; process lifetime.
 class AdminReserve {
-public:
+  public:
     void take() {
         if (fd_ < 0) fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
@@ -139,15 +138,14 @@ public:
         return true;
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 
 AdminReserve admin_reserve;
 
 /// An admin connection accepted on the reserve descriptor; the reserve is taken back after it.
-asio::awaitable<void> run_reserve_session(Worker* worker, tcp::socket socket,
-                                          ConnectionSlot slot) {
+asio::awaitable<void> run_reserve_session(Worker* worker, tcp::socket socket, ConnectionSlot slot) {
     co_await run_session(worker, std::move(socket), Listener::admin, std::move(slot));
     admin_reserve.take();
 }
@@ -193,10 +191,10 @@ bool accept_on_reserve(Worker* worker, tcp::acceptor& acceptor) {
         admin_reserve.take();
         return false;
     }
-    asio::co_spawn(worker->io,
-                   run_reserve_session(worker, std::move(socket),
-                                       ConnectionSlot(*worker, Listener::admin)),
-                   asio::detached);
+    asio::co_spawn(
+        worker->io,
+        run_reserve_session(worker, std::move(socket), ConnectionSlot(*worker, Listener::admin)),
+        asio::detached);
     return true;
 }
 
@@ -226,10 +224,10 @@ asio::awaitable<void> accept_loop(Worker* worker, tcp::acceptor* acceptor, Liste
             continue;
         }
         failures.accepted();
-        asio::co_spawn(worker->io,
-                       run_session(worker, std::move(socket), listener,
-                                   ConnectionSlot(*worker, listener)),
-                       asio::detached);
+        asio::co_spawn(
+            worker->io,
+            run_session(worker, std::move(socket), listener, ConnectionSlot(*worker, listener)),
+            asio::detached);
     }
 }
 
@@ -330,8 +328,7 @@ ReloadOutcome reload_config(Shared& shared, std::vector<std::unique_ptr<Worker>>
     if (shared.config_path.empty()) {
         outcome.errors.emplace_back(kEmbeddedConfigReload);
     } else {
-        auto loaded =
-            config::load_config_file(shared.config_path, config::EnvPolicy::require);
+        auto loaded = config::load_config_file(shared.config_path, config::EnvPolicy::require);
         for (auto& error : loaded.errors) outcome.errors.push_back(std::move(error.text));
         if (outcome.errors.empty()) {
             try {
@@ -345,7 +342,8 @@ ReloadOutcome reload_config(Shared& shared, std::vector<std::unique_ptr<Worker>>
                 shared.current.store(snapshot);
                 if (shared.shadow != nullptr) shared.shadow->configure(snapshot->providers);
                 for (auto& worker : workers) {
-                    asio::post(worker->io, [w = worker.get(), snapshot] { w->update_pools(*snapshot); });
+                    asio::post(worker->io,
+                               [w = worker.get(), snapshot] { w->update_pools(*snapshot); });
                 }
                 outcome.ok = true;
             } catch (const std::exception& e) {
@@ -359,8 +357,7 @@ ReloadOutcome reload_config(Shared& shared, std::vector<std::unique_ptr<Worker>>
                   {{"file", shared.config_path}});
     }
     for (const auto& error : outcome.errors) {
-        log_event(gateway_log(), spdlog::level::err, "config reload rejected",
-                  {{"error", error}});
+        log_event(gateway_log(), spdlog::level::err, "config reload rejected", {{"error", error}});
     }
     return outcome;
 }
@@ -421,8 +418,8 @@ int serve(std::shared_ptr<const config::Config> config, const ServeOptions& opti
     Shared shared;
     shared.current.store(Snapshot::build(config));
     shared.config_path = options.config_path;
-    shared.threads = options.threads ? options.threads
-                                     : std::max(1u, std::thread::hardware_concurrency());
+    shared.threads =
+        options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
     shared.metrics = &metrics;
     shared.control = &control;
     if (!config->state.url.empty()) {

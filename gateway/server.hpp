@@ -11,7 +11,7 @@
 namespace turnout::gateway {
 
 struct ServeOptions {
-    unsigned threads = 0;  ///< worker threads (one io_context each); 0 = CPU count
+    unsigned threads = 0;     ///< worker threads (one io_context each); 0 = CPU count
     std::string config_path;  ///< re-read on SIGHUP and POST /admin/reload; "" = embedded
 };
 

@@ -9,6 +9,8 @@
 /// touched only from its own thread.
 
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <functional>
 #include <list>
 #include <map>
@@ -19,24 +21,21 @@
 #include <utility>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-
-#include "upstream/circuit_breaker.hpp"
-#include "shadow/runtime.hpp"
+#include "config/config.hpp"
 #include "gateway/admin_api.hpp"
 #include "gateway/request_record.hpp"
-#include "upstream/client.hpp"
 #include "metrics/metrics.hpp"
-#include "config/config.hpp"
 #include "routing/keys.hpp"
 #include "routing/route_table.hpp"
+#include "shadow/runtime.hpp"
+#include "upstream/circuit_breaker.hpp"
+#include "upstream/client.hpp"
 
 namespace turnout::gateway {
 
+using shadow::ShadowRuntime;
 using upstream::CircuitBreakers;
 using upstream::error_code;
-using shadow::ShadowRuntime;
 
 using tcp = asio::ip::tcp;
 
@@ -46,7 +45,7 @@ struct Snapshot {
     std::shared_ptr<const routing::RouteTable> routes;
     std::shared_ptr<const routing::KeyRing> keys;
     std::shared_ptr<const upstream::Providers> providers;  ///< credentials (secrets), TLS
-    std::string admin_token;  ///< empty = /admin/* open. Secret.
+    std::string admin_token;                               ///< empty = /admin/* open. Secret.
     std::string models_json;
 
     /// Throws std::runtime_error when a secret env var is unset or a ca_file unreadable.
@@ -64,7 +63,7 @@ struct Shared {
     unsigned threads = 1;
     metrics::Metrics* metrics = nullptr;
     ShadowRuntime* shadow = nullptr;
-    asio::io_context* control = nullptr;     ///< runs reloads, off the data path
+    asio::io_context* control = nullptr;    ///< runs reloads, off the data path
     std::function<ReloadOutcome()> reload;  ///< call only on `control`
 
     std::shared_ptr<const Snapshot> snapshot() const { return current.load(); }
@@ -112,7 +111,7 @@ struct Worker {
 /// exception, or a frame destroyed unstarted at shutdown, included); the acceptor, when it is
 /// waiting for a free place, is woken.
 class ConnectionSlot {
-public:
+  public:
     ConnectionSlot(Worker& worker, Listener listener);
     ConnectionSlot(ConnectionSlot&& other) noexcept
         : worker_(std::exchange(other.worker_, nullptr)), listener_(other.listener_) {}
@@ -121,7 +120,7 @@ public:
     ConnectionSlot& operator=(ConnectionSlot&&) = delete;
     ~ConnectionSlot();
 
-private:
+  private:
     Worker* worker_;
     Listener listener_;
 };

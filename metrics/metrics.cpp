@@ -91,10 +91,10 @@ std::string_view label_value(ShadowCall call) {
 
 namespace {
 
-constexpr std::array kAllErrorKinds = {UpstreamErrorKind::connect,    UpstreamErrorKind::timeout,
-                                       UpstreamErrorKind::status_5xx, UpstreamErrorKind::status_429,
-                                       UpstreamErrorKind::reset,      UpstreamErrorKind::tls,
-                                       UpstreamErrorKind::protocol,   UpstreamErrorKind::circuit_open};
+constexpr std::array kAllErrorKinds = {
+    UpstreamErrorKind::connect,    UpstreamErrorKind::timeout,     UpstreamErrorKind::status_5xx,
+    UpstreamErrorKind::status_429, UpstreamErrorKind::reset,       UpstreamErrorKind::tls,
+    UpstreamErrorKind::protocol,   UpstreamErrorKind::circuit_open};
 constexpr std::array kAllOutcomes = {ShadowOutcome::sent, ShadowOutcome::dropped,
                                      ShadowOutcome::error};
 constexpr std::array kAllVerdicts = {Verdict::pass, Verdict::fail, Verdict::error};
@@ -102,7 +102,6 @@ constexpr std::array kAllStates = {RouteStateLabel::shadowing, RouteStateLabel::
                                    RouteStateLabel::promoted, RouteStateLabel::rolled_back,
                                    RouteStateLabel::pinned};
 constexpr std::array kAllFlips = {FlipTo::primary, FlipTo::candidate};
-
 
 std::string str(std::string_view view) { return std::string(view); }
 
@@ -116,7 +115,6 @@ bool usable_duration(double& seconds) {
 bool same_price(const config::PriceConfig& a, const config::PriceConfig& b) {
     return a.input_per_mtok == b.input_per_mtok && a.output_per_mtok == b.output_per_mtok;
 }
-
 
 /// Errors per provider, all seven kinds resolved up front so ratios start from 0.
 std::array<prometheus::Counter*, 8> resolve_error_kinds(
@@ -310,8 +308,7 @@ struct Caches {
 
 TargetMetrics::TargetMetrics(std::shared_ptr<detail::State> state, std::string route,
                              std::string provider, std::string model,
-                             const config::PriceConfig& price,
-                             const config::PriceConfig& baseline)
+                             const config::PriceConfig& price, const config::PriceConfig& baseline)
     : state_(std::move(state)),
       route_(std::move(route)),
       provider_(std::move(provider)),

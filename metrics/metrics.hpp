@@ -36,7 +36,14 @@ namespace turnout::metrics {
 
 /// `kind` label of `turnout_upstream_errors_total`.
 enum class UpstreamErrorKind {
-    connect, timeout, status_5xx, status_429, reset, tls, protocol, circuit_open
+    connect,
+    timeout,
+    status_5xx,
+    status_429,
+    reset,
+    tls,
+    protocol,
+    circuit_open
 };
 /// `outcome` label of `turnout_shadow_requests_total`.
 enum class ShadowOutcome { sent, dropped, error };

@@ -27,7 +27,7 @@ Usage usage_of(const anthropic::Usage& usage) {
 // --- OpenAI: passthrough ------------------------------------------------------------------
 
 class OpenAiRelay final : public EventRelay {
-public:
+  public:
     explicit OpenAiRelay(bool include_usage) : include_usage_(include_usage) {}
 
     std::string on_event(std::string_view event) override {
@@ -39,13 +39,13 @@ public:
     }
     Usage usage() const override { return usage_; }
 
-private:
+  private:
     bool include_usage_;
     Usage usage_;
 };
 
 class OpenAiEgress final : public Egress {
-public:
+  public:
     bool serves(std::string_view) const override { return true; }
 
     Answer answer(unsigned status, std::string body, std::string_view,
@@ -64,7 +64,7 @@ public:
 // --- Anthropic Messages, translated to OpenAI chat -----------------------------------------
 
 class AnthropicRelay final : public EventRelay {
-public:
+  public:
     explicit AnthropicRelay(StreamContext context)
         : translator_(std::move(context.request_id), std::move(context.model_for_client),
                       context.include_usage) {}
@@ -74,12 +74,12 @@ public:
     Usage usage() const override { return usage_of(translator_.usage()); }
     std::optional<std::string> speed() const override { return translator_.speed(); }
 
-private:
+  private:
     anthropic::StreamTranslator translator_;
 };
 
 class AnthropicEgress final : public Egress {
-public:
+  public:
     bool serves(std::string_view suffix) const override { return suffix == "/chat/completions"; }
 
     Answer answer(unsigned status, std::string body, std::string_view request_id,
@@ -112,8 +112,7 @@ public:
 const Egress& egress_for(config::ProviderKind kind) {
     static const OpenAiEgress openai;
     static const AnthropicEgress anthropic;
-    return kind == config::ProviderKind::anthropic ? static_cast<const Egress&>(anthropic)
-                                                   : openai;
+    return kind == config::ProviderKind::anthropic ? static_cast<const Egress&>(anthropic) : openai;
 }
 
 }  // namespace turnout::protocol

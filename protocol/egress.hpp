@@ -20,15 +20,15 @@ namespace turnout::protocol {
 struct Answer {
     std::string body;
     bool json_content_type = false;  ///< the body changed shape: set Content-Type to JSON
-    bool unusable = false;  ///< a 200 that cannot be translated: a protocol failure (502)
-    std::string problem;    ///< unusable: why
-    Usage usage;  ///< what the answer reports (zeros when nothing)
+    bool unusable = false;           ///< a 200 that cannot be translated: a protocol failure (502)
+    std::string problem;             ///< unusable: why
+    Usage usage;                     ///< what the answer reports (zeros when nothing)
     std::optional<std::string> speed;  ///< Anthropic fast mode (`usage.speed`), for the log
 };
 
 /// One streamed answer's events, on their way to the client. One per stream; not thread-safe.
 class EventRelay {
-public:
+  public:
     virtual ~EventRelay() = default;
     /// One complete SSE event (as SseSplitter::next_event returns it) -> the text for the
     /// client (zero or more events).
@@ -43,11 +43,11 @@ public:
 struct StreamContext {
     std::string request_id;
     std::string model_for_client;  ///< the target's model name
-    bool include_usage = false;  ///< the client asked for `stream_options.include_usage`
+    bool include_usage = false;    ///< the client asked for `stream_options.include_usage`
 };
 
 class Egress {
-public:
+  public:
     virtual ~Egress() = default;
     /// Whether this provider serves the client's API path (e.g. "/chat/completions").
     virtual bool serves(std::string_view suffix) const = 0;

@@ -13,8 +13,8 @@ using HeaderView = std::pair<std::string_view, std::string_view>;  ///< name, va
 
 struct FramingVerdict {
     bool ok = true;
-    std::string reason;  ///< for the 400 message and the log, e.g. "both Content-Length and
-                         ///< Transfer-Encoding"
+    std::string reason;     ///< for the 400 message and the log, e.g. "both Content-Length and
+                            ///< Transfer-Encoding"
     unsigned status = 400;  ///< 505 for an HTTP version other than 1.0 and 1.1
 };
 

@@ -29,8 +29,8 @@ constexpr std::array<std::string_view, 7> kHopByHop = {
 // The gateway sets these itself; the client's credentials authenticate it to the gateway and
 // must never reach a provider.
 constexpr std::array<std::string_view, 7> kGatewayOwnedRequest = {
-    "host",      "content-length",  "authorization",       "x-api-key",
-    "accept-encoding", "expect", "proxy-authorization",
+    "host",   "content-length",      "authorization", "x-api-key", "accept-encoding",
+    "expect", "proxy-authorization",
 };
 
 // Client-asserted addresses: a provider (or a proxy in front of it) could trust them for rate

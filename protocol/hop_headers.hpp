@@ -11,11 +11,11 @@ namespace turnout::protocol {
 
 /// Lower-cased tokens of all Connection header values ("close, X-Foo" -> {"close","x-foo"}).
 class ConnectionTokens {
-public:
+  public:
     void add_connection_value(std::string_view value);
     bool names(std::string_view header_name) const;  ///< case-insensitive
 
-private:
+  private:
     std::vector<std::string> tokens_;
 };
 

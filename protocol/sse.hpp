@@ -10,8 +10,9 @@
 namespace turnout::protocol {
 
 class SseSplitter {
-public:
-    explicit SseSplitter(std::size_t max_event_bytes = 1 << 20) : max_event_bytes_(max_event_bytes) {}
+  public:
+    explicit SseSplitter(std::size_t max_event_bytes = 1 << 20)
+        : max_event_bytes_(max_event_bytes) {}
 
     /// Appends bytes as read from the upstream.
     void feed(std::string_view bytes);
@@ -26,7 +27,7 @@ public:
     /// Bytes received but not yet returned as an event (a partial event).
     std::size_t pending_bytes() const { return buffer_.size() - consumed_; }
 
-private:
+  private:
     std::string buffer_;
     std::size_t consumed_ = 0;
     std::size_t scan_from_ = 0;

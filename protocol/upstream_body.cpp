@@ -64,8 +64,8 @@ std::string upstream_body(std::string_view client_body, const rapidjson::Documen
         return std::move(translated.body);
     }
     const auto& model = document["model"];
-    if (extra.empty() && std::string_view(model.GetString(), model.GetStringLength()) ==
-                             target.model) {
+    if (extra.empty() &&
+        std::string_view(model.GetString(), model.GetStringLength()) == target.model) {
         return std::string(client_body);
     }
     rapidjson::Document copy;

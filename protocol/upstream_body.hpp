@@ -3,11 +3,11 @@
 /// model name, the provider kind (Anthropic translation) or extra body fields (fast mode)
 /// require a rewrite. Plain C++ (RapidJSON), no sockets.
 
+#include <rapidjson/fwd.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include <rapidjson/fwd.h>
 
 #include "config/config.hpp"
 
@@ -20,8 +20,7 @@ std::string upstream_body(std::string_view client_body, const rapidjson::Documen
                           const config::ProviderConfig& provider, std::string& error);
 
 /// The provider's extra body fields with the target's on top (field by field).
-std::string merged_extra_body(const std::string& provider_fields,
-                              const std::string& target_fields);
+std::string merged_extra_body(const std::string& provider_fields, const std::string& target_fields);
 
 /// Sets the top-level fields of the JSON object `fields_json` on `into`, replacing any there.
 void overlay_fields(rapidjson::Document& into, std::string_view fields_json);

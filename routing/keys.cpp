@@ -53,7 +53,8 @@ std::optional<std::string> process_env(const std::string& name) {
     return std::string(value);
 }
 
-KeyRing::KeyRing(const config::Config& config, const EnvLookup& env) : enabled_(!config.keys.empty()) {
+KeyRing::KeyRing(const config::Config& config, const EnvLookup& env)
+    : enabled_(!config.keys.empty()) {
     for (const auto& key : config.keys) {
         auto secret = env(key.key_env);
         if (!secret || secret->empty()) continue;

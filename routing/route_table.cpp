@@ -141,7 +141,7 @@ const config::RouteConfig* RouteTable::match(const RequestFacts& facts) const {
 }
 
 const config::TargetConfig& RouteTable::primary_side(const CompiledRoute& route,
-                                             const RequestFacts& facts) {
+                                                     const RequestFacts& facts) {
     const config::RouteConfig& config = *route.config;
     if (config.primary) return *config.primary;
     if (config.targets.size() == 1) return config.targets.front();
@@ -192,9 +192,9 @@ std::optional<Decision> RouteTable::decide(const RequestFacts& facts,
     decision.fallbacks.reserve(order.size());
     for (const config::TargetConfig* fallback : order) {
         if (fallback->same_upstream(decision.target)) continue;
-        const bool repeated =
-            std::any_of(decision.fallbacks.begin(), decision.fallbacks.end(),
-                        [&](const config::TargetConfig& kept) { return kept.same_upstream(*fallback); });
+        const bool repeated = std::any_of(
+            decision.fallbacks.begin(), decision.fallbacks.end(),
+            [&](const config::TargetConfig& kept) { return kept.same_upstream(*fallback); });
         if (!repeated) decision.fallbacks.push_back(*fallback);
     }
     return decision;

@@ -86,7 +86,7 @@ struct Decision {
     const config::RouteConfig* route = nullptr;
     config::TargetConfig target;                  ///< the first upstream to try
     std::vector<config::TargetConfig> fallbacks;  ///< then these, in order
-    bool serving_candidate = false;       ///< `target` is the route's candidate
+    bool serving_candidate = false;               ///< `target` is the route's candidate
 };
 
 /// The routes of one Config, compiled once (lower-cased header names, cumulative weights,
@@ -136,7 +136,8 @@ class RouteTable {
 
     static CompiledRoute compile(const config::RouteConfig& route);
     static bool matches(const CompiledRoute& route, const RequestFacts& facts);
-    static const config::TargetConfig& primary_side(const CompiledRoute& route, const RequestFacts& facts);
+    static const config::TargetConfig& primary_side(const CompiledRoute& route,
+                                                    const RequestFacts& facts);
     static bool candidate_serves(const CompiledRoute& route, const RequestFacts& facts,
                                  const RouteStates& states);
 

@@ -57,8 +57,7 @@ std::string template_hash(std::string_view template_text);
 /// Changing any of these starts the evidence afresh (Controller::reconfigure). The judge's
 /// newer settings join only when they differ from their defaults, so that routes that do not
 /// use them keep the evidence they had.
-std::string evidence_fingerprint(const config::RouteConfig& route,
-                                 std::string_view template_text);
+std::string evidence_fingerprint(const config::RouteConfig& route, std::string_view template_text);
 
 /// The same template with the two answers' positions exchanged, for the second call of
 /// `judge.swap`: each answer keeps its name, its fence and its heading, so the question is

@@ -1,8 +1,7 @@
 #include "shadow/judge_call.hpp"
 
-#include <tuple>
-
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <tuple>
 
 namespace turnout::shadow {
 
@@ -39,13 +38,13 @@ asio::awaitable<JudgeReading> judge_pair(CallPlan judge, config::JudgeConfig con
                                          std::string template_text, shadow::JudgeInput input,
                                          std::string request_id, config::Duration timeout) {
     if (!config.swap) {
-        co_return co_await judge_once(std::move(judge), std::move(template_text),
-                                      std::move(input), request_id + "-judge", timeout);
+        co_return co_await judge_once(std::move(judge), std::move(template_text), std::move(input),
+                                      request_id + "-judge", timeout);
     }
     using namespace asio::experimental::awaitable_operators;
     std::string swapped_template = shadow::swapped_judge_template(template_text);
-    auto as_given = judge_once(judge, std::move(template_text), input, request_id + "-judge",
-                               timeout);
+    auto as_given =
+        judge_once(judge, std::move(template_text), input, request_id + "-judge", timeout);
     auto swapped = judge_once(judge, std::move(swapped_template), input,
                               request_id + "-judge-swapped", timeout);
     std::tuple<JudgeReading, JudgeReading> readings =

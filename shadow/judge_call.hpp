@@ -3,9 +3,8 @@
 ///
 /// No Beast here.
 
-#include <string>
-
 #include <boost/asio/awaitable.hpp>
+#include <string>
 
 #include "config/config.hpp"
 #include "shadow/judge.hpp"

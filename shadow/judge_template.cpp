@@ -1,10 +1,10 @@
 // The judge's template: the built-in one, a prompt_file loaded and checked, its hash for the
 // evidence fingerprint, and its swapped form for `judge.swap`.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 #include "base/bounded_file.hpp"
 #include "shadow/digest.hpp"
@@ -157,13 +157,12 @@ std::string swapped_judge_template(std::string_view template_text) {
     return out;
 }
 
-std::string evidence_fingerprint(const config::RouteConfig& route,
-                                 std::string_view template_text) {
+std::string evidence_fingerprint(const config::RouteConfig& route, std::string_view template_text) {
     const auto& judge = route.judge;
-    std::string print = fmt::format("candidate={}/{};judge={}/{};template={};pass_score={}",
-                                    route.candidate->provider, route.candidate->model,
-                                    judge.provider, judge.model, template_hash(template_text),
-                                    judge.pass_score);
+    std::string print =
+        fmt::format("candidate={}/{};judge={}/{};template={};pass_score={}",
+                    route.candidate->provider, route.candidate->model, judge.provider, judge.model,
+                    template_hash(template_text), judge.pass_score);
     if (judge.swap) print += ";swap=true";
     if (judge.max_answer_bytes != config::JudgeConfig{}.max_answer_bytes) {
         print += fmt::format(";max_answer_bytes={}", judge.max_answer_bytes);

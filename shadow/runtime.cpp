@@ -3,13 +3,10 @@
 
 #include "shadow/runtime.hpp"
 
+#include <fmt/format.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#include <deque>
-#include <future>
-#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -17,7 +14,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
+#include <deque>
+#include <future>
+#include <thread>
 
 #include "base/logging.hpp"
 #include "metrics/metrics.hpp"
@@ -59,7 +58,7 @@ PairSide pair_side(const Measured& measured, const config::PriceConfig& price) {
 /// Everything below runs on `io_`'s thread, except construction, start(), and what stop()
 /// does after joining it.
 class ShadowRuntime::Impl {
-public:
+  public:
     Impl(std::string state_path, metrics::Metrics* metrics);
 
     void configure(std::shared_ptr<const upstream::Providers> providers);
@@ -73,7 +72,7 @@ public:
     std::atomic<std::shared_ptr<const ShadowView>> view_;
     std::atomic<std::shared_ptr<const std::string>> routes_json_;
 
-private:
+  private:
     struct Route {
         Route(const config::RouteConfig& route, std::string print, Controller control)
             : config(route), fingerprint(std::move(print)), controller(std::move(control)) {}
@@ -97,9 +96,8 @@ private:
                                              std::map<std::string, std::string>& saved,
                                              TimePoint now);
     asio::awaitable<void> process(ShadowJob job);
-    void record(Route& route, const ShadowJob& job, const CallPlan& mirror,
-                const Measured& shadow, const Measured& live, const ParsedVerdict& parsed,
-                VerdictKind kind);
+    void record(Route& route, const ShadowJob& job, const CallPlan& mirror, const Measured& shadow,
+                const Measured& live, const ParsedVerdict& parsed, VerdictKind kind);
     asio::awaitable<void> tick_loop();
     void pump(Route& route);
     void tick_all();
@@ -123,8 +121,7 @@ private:
     friend class ShadowRuntime;
 };
 
-ShadowRuntime::Impl::Impl(std::string state_path, metrics::Metrics* metrics)
-    : metrics_(metrics) {
+ShadowRuntime::Impl::Impl(std::string state_path, metrics::Metrics* metrics) : metrics_(metrics) {
     StoreOptions options;
     // Verdict lines are written at once (a killed process loses none) and synced to disk
     // once a second with the dirty route states: an fsync per verdict costs the whole
@@ -216,8 +213,8 @@ void ShadowRuntime::Impl::configure(std::shared_ptr<const upstream::Providers> p
                       {{"route", config.name}, {"error", e.what()}});
             continue;
         }
-        auto route = restore_or_create(config, evidence_fingerprint(config, template_text), saved,
-                                       now);
+        auto route =
+            restore_or_create(config, evidence_fingerprint(config, template_text), saved, now);
         route->template_text = std::move(template_text);
         route->channel->capacity = config.shadow.max_inflight + config.shadow.queue;
         if (metrics_ != nullptr) {
@@ -300,7 +297,7 @@ void ShadowRuntime::Impl::pump(Route& route) {
 /// Releases a job's place in its route's budget however process() ends (an exception in a
 /// detached coroutine would otherwise leak it and stall the route's shadow for good).
 class ShadowRuntime::Impl::JobSlot {
-public:
+  public:
     JobSlot(Impl& runtime, std::string route, std::shared_ptr<RouteChannel> channel)
         : runtime_(runtime), route_(std::move(route)), channel_(std::move(channel)) {}
     JobSlot(const JobSlot&) = delete;
@@ -315,7 +312,7 @@ public:
         runtime_.pump(*found->second);
     }
 
-private:
+  private:
     Impl& runtime_;
     std::string route_;
     std::shared_ptr<RouteChannel> channel_;
@@ -333,9 +330,8 @@ asio::awaitable<void> ShadowRuntime::Impl::process(ShadowJob job) {
     CallPlan judge = client_.plan_for(upstream::judge_target(config.judge));
     judge.null_removes_field = true;
 
-    Measured shadow = co_await upstream::background_call(mirror, job.request_body,
-                                                         job.request_id + "-shadow",
-                                                         config.timeout);
+    Measured shadow = co_await upstream::background_call(
+        mirror, job.request_body, job.request_id + "-shadow", config.timeout);
     if (shadow.ok) shadow.text = answer_text_from_openai(shadow.text);
     const Measured live = live_side(job);
     ParsedVerdict parsed;
@@ -343,26 +339,26 @@ asio::awaitable<void> ShadowRuntime::Impl::process(ShadowJob job) {
     if (!shadow.ok) {
         // A candidate that fails in the shadow is a fail; a failed reference is no evidence.
         kind = job.served_by_candidate ? VerdictKind::error : VerdictKind::fail;
-        parsed.reason = (job.served_by_candidate ? "primary failed: " : "candidate failed: ") +
-                        shadow.error;
+        parsed.reason =
+            (job.served_by_candidate ? "primary failed: " : "candidate failed: ") + shadow.error;
     } else {
         const Measured& primary = job.served_by_candidate ? shadow : live;
         const Measured& candidate = job.served_by_candidate ? live : shadow;
-        JudgeInput input{job.request_body, primary.text, candidate.text,
-                         config.judge.pass_score, config.judge.max_answer_bytes};
-        JudgeReading verdict = co_await judge_pair(judge, config.judge, template_text,
-                                                   std::move(input), job.request_id,
-                                                   config.timeout);
+        JudgeInput input{job.request_body, primary.text, candidate.text, config.judge.pass_score,
+                         config.judge.max_answer_bytes};
+        JudgeReading verdict = co_await judge_pair(
+            judge, config.judge, template_text, std::move(input), job.request_id, config.timeout);
         parsed = std::move(verdict.parsed);
         kind = classify(parsed, config.judge.pass_score);
         if (judge_disagrees(parsed, config.judge.pass_score)) {
-            log_event(gateway_log(), spdlog::level::info, "judge pass flag disagrees with score",
-                      {{"route", config.name}, {"request_id", job.request_id},
-                       {"score", parsed.score}});
+            log_event(
+                gateway_log(), spdlog::level::info, "judge pass flag disagrees with score",
+                {{"route", config.name}, {"request_id", job.request_id}, {"score", parsed.score}});
         }
         if (metrics_ != nullptr) {
-            metrics_->shadow_target(config.name, judge.provider.name, metrics::ShadowCall::judge,
-                                    judge.provider.price)
+            metrics_
+                ->shadow_target(config.name, judge.provider.name, metrics::ShadowCall::judge,
+                                judge.provider.price)
                 ->tokens(verdict.usage.input, verdict.usage.output);
         }
     }
@@ -417,9 +413,8 @@ void ShadowRuntime::Impl::record(Route& route, const ShadowJob& job, const CallP
     if (route.metrics) {
         route.metrics->shadow_request(shadow.ok ? metrics::ShadowOutcome::sent
                                                 : metrics::ShadowOutcome::error);
-        route.metrics->judge_verdict(metrics_verdict(kind),
-                                     parsed.ok ? std::optional<double>(parsed.score)
-                                               : std::nullopt);
+        route.metrics->judge_verdict(
+            metrics_verdict(kind), parsed.ok ? std::optional<double>(parsed.score) : std::nullopt);
         const auto status = route.controller.status();
         route.metrics->set_pass_rate(status.evidence.pass_rate);
         route.metrics->set_samples(status.evidence.samples);
@@ -528,15 +523,21 @@ ShadowRuntime::CommandResult ShadowRuntime::Impl::command(const std::string& nam
     const auto now = Clock::now();
     ManualOutcome outcome = ManualOutcome::refused;
     switch (command) {
-        case Command::promote: outcome = route.controller.promote(now, "manual promote"); break;
-        case Command::rollback: outcome = route.controller.rollback(now, "manual rollback"); break;
+        case Command::promote:
+            outcome = route.controller.promote(now, "manual promote");
+            break;
+        case Command::rollback:
+            outcome = route.controller.rollback(now, "manual rollback");
+            break;
         case Command::pin_primary:
             outcome = route.controller.pin(now, Side::primary, "manual pin primary");
             break;
         case Command::pin_candidate:
             outcome = route.controller.pin(now, Side::candidate, "manual pin candidate");
             break;
-        case Command::unpin: outcome = route.controller.unpin(now, "manual unpin"); break;
+        case Command::unpin:
+            outcome = route.controller.unpin(now, "manual unpin");
+            break;
     }
     result.refused = outcome == ManualOutcome::refused;
     handle_events(route);
@@ -592,8 +593,7 @@ asio::awaitable<std::optional<std::string>> ShadowRuntime::verdicts_json(std::st
 asio::awaitable<ShadowRuntime::CommandResult> ShadowRuntime::command(std::string route,
                                                                      Command command) {
     Impl* impl = impl_.get();
-    auto apply = [impl, route = std::move(route),
-                  command]() -> asio::awaitable<CommandResult> {
+    auto apply = [impl, route = std::move(route), command]() -> asio::awaitable<CommandResult> {
         co_return impl->command(route, command);
     };
     co_return co_await asio::co_spawn(impl->io_, std::move(apply), asio::use_awaitable);

@@ -18,14 +18,13 @@
 ///   and the caller waits for it (the control thread does, on reload).
 
 #include <atomic>
+#include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/asio/awaitable.hpp>
 
 #include "routing/route_table.hpp"
 
@@ -73,7 +72,7 @@ struct ShadowJob {
 };
 
 class ShadowRuntime {
-public:
+  public:
     /// Opens the store under `state_path` (throws on an unusable directory: start-up only).
     ShadowRuntime(std::string state_path, metrics::Metrics* metrics);
     ~ShadowRuntime();
@@ -109,7 +108,7 @@ public:
     /// A manual command, applied (and stored) on the shadow thread.
     boost::asio::awaitable<CommandResult> command(std::string route, Command command);
 
-private:
+  private:
     class Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -1,10 +1,10 @@
 #include "shadow/runtime_report.hpp"
 
-#include <algorithm>
-#include <vector>
-
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "routing/route_table.hpp"
 
@@ -48,8 +48,8 @@ std::string text_of(const rapidjson::StringBuffer& out) { return {out.GetString(
 
 }  // namespace
 
-void SideStats::add(double latency, double ttft, std::uint64_t input_tokens,
-                    std::uint64_t output, const config::PriceConfig& price) {
+void SideStats::add(double latency, double ttft, std::uint64_t input_tokens, std::uint64_t output,
+                    const config::PriceConfig& price) {
     push_bounded(latency_ms, latency);
     push_bounded(ttft_ms, ttft);
     ++calls;
@@ -65,8 +65,8 @@ std::string route_json(const config::RouteConfig& route, const Controller& contr
                        const SideStats& primary, const SideStats& candidate) {
     const auto status = controller.status();
     const auto& evidence = status.evidence;
-    const auto& live = status.live_side == Side::candidate ? *route.candidate
-                                                           : routing::serving_target(route);
+    const auto& live =
+        status.live_side == Side::candidate ? *route.candidate : routing::serving_target(route);
     rapidjson::StringBuffer out;
     Writer writer(out);
     writer.StartObject();
@@ -130,8 +130,7 @@ std::string verdict_line(const VerdictLine& line) {
     writer.Key("seq");
     writer.Uint64(line.seq);
     writer.Key("request_id");
-    writer.String(line.request_id.data(),
-                  static_cast<rapidjson::SizeType>(line.request_id.size()));
+    writer.String(line.request_id.data(), static_cast<rapidjson::SizeType>(line.request_id.size()));
     writer.Key("score");
     if (parsed.ok) {
         writer.Double(parsed.score);
@@ -177,20 +176,28 @@ std::string event_line(std::string_view route, const TransitionEvent& event) {
 
 metrics::RouteStateLabel state_label(RouteState state) {
     switch (state) {
-        case RouteState::shadowing: return metrics::RouteStateLabel::shadowing;
-        case RouteState::ramping: return metrics::RouteStateLabel::ramping;
-        case RouteState::promoted: return metrics::RouteStateLabel::promoted;
-        case RouteState::rolled_back: return metrics::RouteStateLabel::rolled_back;
-        case RouteState::pinned: return metrics::RouteStateLabel::pinned;
+        case RouteState::shadowing:
+            return metrics::RouteStateLabel::shadowing;
+        case RouteState::ramping:
+            return metrics::RouteStateLabel::ramping;
+        case RouteState::promoted:
+            return metrics::RouteStateLabel::promoted;
+        case RouteState::rolled_back:
+            return metrics::RouteStateLabel::rolled_back;
+        case RouteState::pinned:
+            return metrics::RouteStateLabel::pinned;
     }
     return metrics::RouteStateLabel::shadowing;
 }
 
 metrics::Verdict metrics_verdict(VerdictKind kind) {
     switch (kind) {
-        case VerdictKind::pass: return metrics::Verdict::pass;
-        case VerdictKind::fail: return metrics::Verdict::fail;
-        case VerdictKind::error: return metrics::Verdict::error;
+        case VerdictKind::pass:
+            return metrics::Verdict::pass;
+        case VerdictKind::fail:
+            return metrics::Verdict::fail;
+        case VerdictKind::error:
+            return metrics::Verdict::error;
     }
     return metrics::Verdict::error;
 }

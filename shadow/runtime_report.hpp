@@ -23,8 +23,8 @@ struct SideStats {
     std::uint64_t output_tokens = 0;
     double cost_usd = 0;
 
-    void add(double latency, double ttft, std::uint64_t input_tokens,
-             std::uint64_t output, const config::PriceConfig& price);
+    void add(double latency, double ttft, std::uint64_t input_tokens, std::uint64_t output,
+             const config::PriceConfig& price);
     double cost_per_1k_requests() const;
 };
 

@@ -2,10 +2,10 @@
 
 #include "upstream/call.hpp"
 
-#include <algorithm>
-
 #include <fmt/format.h>
 #include <rapidjson/document.h>
+
+#include <algorithm>
 
 #include "base/json_input.hpp"
 #include "protocol/egress.hpp"
@@ -34,7 +34,6 @@ std::string without_null_fields(std::string body, std::string_view fields_json) 
 
 }  // namespace
 
-
 /// One non-streamed chat call made by the gateway itself (a mirrored copy or a judge call),
 /// translated for an Anthropic provider.
 asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body,
@@ -45,8 +44,7 @@ asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body
     Measured measured;
     rapidjson::Document document;
     if (!base::parse_json_input(openai_body, document) || !document.IsObject() ||
-        !document.HasMember("model") ||
-        !document["model"].IsString()) {
+        !document.HasMember("model") || !document["model"].IsString()) {
         measured.error = "request is not a chat request";
         co_return measured;
     }
@@ -54,7 +52,8 @@ asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body
     if (document.HasMember("stream")) document["stream"].SetBool(false);
     const std::string body_text = protocol::to_json(document);
     std::string error;
-    std::string body = protocol::upstream_body(body_text, document, plan.target, plan.provider, error);
+    std::string body =
+        protocol::upstream_body(body_text, document, plan.target, plan.provider, error);
     if (!error.empty()) {
         measured.error = error;
         co_return measured;
@@ -76,9 +75,9 @@ asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body
         measured.error = fmt::format("status {}", result.status);
         co_return measured;
     }
-    protocol::Answer answer = protocol::egress_for(plan.provider.kind)
-                                  .answer(200, std::move(result.body), request_id,
-                                          plan.target.model);
+    protocol::Answer answer =
+        protocol::egress_for(plan.provider.kind)
+            .answer(200, std::move(result.body), request_id, plan.target.model);
     if (answer.unusable) {
         measured.error = std::move(answer.problem);
         co_return measured;

@@ -4,12 +4,11 @@
 ///
 /// No Beast here: the pool is only declared.
 
+#include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <boost/asio/awaitable.hpp>
 
 #include "config/config.hpp"
 #include "protocol/upstream_body.hpp"
@@ -42,7 +41,6 @@ struct CallPlan {
 /// Sends `openai_body` (a chat request; `stream` is forced off) to the plan's target within
 /// `timeout`, or the provider's own `timeout` when that is shorter, and measures it.
 boost::asio::awaitable<Measured> background_call(CallPlan plan, std::string openai_body,
-                                                 std::string request_id,
-                                                 config::Duration timeout);
+                                                 std::string request_id, config::Duration timeout);
 
 }  // namespace turnout::upstream

@@ -20,7 +20,7 @@
 namespace turnout::upstream {
 
 class CircuitBreaker {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
     enum class State { closed, open, half_open };
     enum class Admission {
@@ -45,7 +45,7 @@ public:
     State state(Clock::time_point now) const;
     void reconfigure(config::CircuitBreakerConfig config);
 
-private:
+  private:
     mutable std::mutex mutex_;
     config::CircuitBreakerConfig config_;
     std::uint32_t consecutive_failures_ = 0;
@@ -57,10 +57,10 @@ private:
 /// The breakers of all providers, by name, for the life of the process: a reload keeps a
 /// provider's state (and applies its new settings). Thread safe.
 class CircuitBreakers {
-public:
+  public:
     std::shared_ptr<CircuitBreaker> of(const config::ProviderConfig& provider);
 
-private:
+  private:
     std::mutex mutex_;
     std::map<std::string, std::shared_ptr<CircuitBreaker>, std::less<>> breakers_;
 };

@@ -7,10 +7,8 @@ Client::Client(asio::any_io_executor executor, unsigned sharers)
 
 std::shared_ptr<UpstreamPool> Client::make_pool(const config::ProviderConfig& provider) const {
     const unsigned share = (provider.max_connections + sharers_ - 1) / sharers_;
-    return std::make_shared<UpstreamPool>(executor_, provider,
-                                          providers_ ? providers_->tls_context(provider.name)
-                                                     : nullptr,
-                                          share);
+    return std::make_shared<UpstreamPool>(
+        executor_, provider, providers_ ? providers_->tls_context(provider.name) : nullptr, share);
 }
 
 void Client::update(std::shared_ptr<const Providers> providers) {

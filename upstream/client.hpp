@@ -17,7 +17,7 @@
 namespace turnout::upstream {
 
 class Client {
-public:
+  public:
     /// Each provider's `max_connections` is divided by `sharers` (the threads that each hold a
     /// Client for the same providers), rounded up.
     Client(asio::any_io_executor executor, unsigned sharers = 1);
@@ -38,7 +38,7 @@ public:
     /// Drops every pool (their sockets belong to the io_context: before it goes).
     void clear() { pools_.clear(); }
 
-private:
+  private:
     std::shared_ptr<UpstreamPool> make_pool(const config::ProviderConfig& provider) const;
 
     asio::any_io_executor executor_;

@@ -10,8 +10,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/ssl.hpp>
 
-#include "protocol/hop_headers.hpp"
 #include "base/logging.hpp"
+#include "protocol/hop_headers.hpp"
 
 namespace turnout::upstream {
 namespace {
@@ -74,11 +74,16 @@ asio::awaitable<boost::system::result<asio::ip::tcp::resolver::results_type>> re
 
 std::string_view to_string(UpstreamFailure failure) {
     switch (failure) {
-        case UpstreamFailure::connect: return "connect";
-        case UpstreamFailure::timeout: return "timeout";
-        case UpstreamFailure::reset: return "reset";
-        case UpstreamFailure::tls: return "tls";
-        case UpstreamFailure::protocol: return "protocol";
+        case UpstreamFailure::connect:
+            return "connect";
+        case UpstreamFailure::timeout:
+            return "timeout";
+        case UpstreamFailure::reset:
+            return "reset";
+        case UpstreamFailure::tls:
+            return "tls";
+        case UpstreamFailure::protocol:
+            return "protocol";
     }
     return "protocol";
 }
@@ -241,10 +246,11 @@ asio::awaitable<boost::system::result<ConnectionPtr>> UpstreamPool::open(
     if (handshake_ec) {
         const long verify = SSL_get_verify_result(ssl);
         if (verify != X509_V_OK) {
-            base::log_event(base::gateway_log(), spdlog::level::warn, "upstream tls verification failed",
-                      {{"provider", provider_.name},
-                       {"host", address.host},
-                       {"reason", X509_verify_cert_error_string(verify)}});
+            base::log_event(base::gateway_log(), spdlog::level::warn,
+                            "upstream tls verification failed",
+                            {{"provider", provider_.name},
+                             {"host", address.host},
+                             {"reason", X509_verify_cert_error_string(verify)}});
         }
         co_return handshake_ec;
     }
@@ -381,8 +387,7 @@ std::shared_ptr<asio::ssl::context> make_client_tls_context(
                          asio::ssl::context::no_tlsv1_1);
     context->set_default_verify_paths();
     if (!provider.ca_file.empty()) context->load_verify_file(provider.ca_file);
-    context->set_verify_mode(provider.tls_verify ? asio::ssl::verify_peer
-                                                 : asio::ssl::verify_none);
+    context->set_verify_mode(provider.tls_verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
     return context;
 }
 

@@ -8,13 +8,6 @@
 /// from it, so nothing here locks. Each worker has its own pools; a provider's
 /// max_connections is split evenly across workers.
 
-#include <chrono>
-#include <deque>
-#include <memory>
-#include <optional>
-#include <string>
-#include <variant>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -23,9 +16,15 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/system/result.hpp>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
 
-#include "protocol/hop_headers.hpp"
 #include "config/config.hpp"
+#include "protocol/hop_headers.hpp"
 
 namespace turnout {
 // The short names every Beast module uses, once.
@@ -50,7 +49,7 @@ UpstreamFailure classify_upstream_error(const error_code& ec);
 /// One connection to a provider. Owns its read buffer, which must survive between the
 /// response head and body reads.
 class UpstreamConnection {
-public:
+  public:
     using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
     explicit UpstreamConnection(beast::tcp_stream tcp);
@@ -73,7 +72,7 @@ public:
 
     bool reused = false;  ///< served a request before: a failure may be a stale keep-alive
 
-private:
+  private:
     std::variant<beast::tcp_stream, std::unique_ptr<TlsStream>> stream_;
     beast::flat_buffer buffer_;
 };
@@ -82,7 +81,7 @@ using ConnectionPtr = std::unique_ptr<UpstreamConnection>;
 
 /// Keep-alive pool for one provider on one worker thread.
 class UpstreamPool {
-public:
+  public:
     UpstreamPool(asio::any_io_executor executor, const config::ProviderConfig& provider,
                  std::shared_ptr<asio::ssl::context> tls_context, unsigned max_connections);
 
@@ -100,7 +99,7 @@ public:
     const config::ProviderConfig& provider() const { return provider_; }
     std::uint64_t connections_opened() const { return opened_; }
 
-private:
+  private:
     asio::awaitable<boost::system::result<ConnectionPtr>> open(Clock::time_point deadline);
     ConnectionPtr take_idle();
     /// Wakes the longest waiter. A waiter whose deadline passed meanwhile passes it on.

@@ -1,9 +1,8 @@
 #include "upstream/providers.hpp"
 
+#include <boost/asio/ssl/context.hpp>
 #include <cstdlib>
 #include <stdexcept>
-
-#include <boost/asio/ssl/context.hpp>
 
 #include "upstream/pool.hpp"
 

@@ -20,7 +20,7 @@ namespace turnout::upstream {
 
 /// Immutable once built; shared across threads as std::shared_ptr<const Providers>.
 class Providers {
-public:
+  public:
     /// Throws std::runtime_error when an `api_key_env` is unset or a `ca_file` unusable
     /// (start-up and reload only). The message names the variable, never its value.
     static std::shared_ptr<const Providers> build(std::shared_ptr<const config::Config> config);
@@ -31,7 +31,7 @@ public:
     /// null for plain-TCP providers.
     std::shared_ptr<boost::asio::ssl::context> tls_context(std::string_view provider) const;
 
-private:
+  private:
     std::shared_ptr<const config::Config> config_;
     std::map<std::string, std::string, std::less<>> credentials_;
     std::map<std::string, std::shared_ptr<boost::asio::ssl::context>, std::less<>> tls_;

@@ -67,7 +67,8 @@ TEST_F(BoundedFileTest, RefusesADirectoryAndAMissingFile) {
     std::string text, reason;
     EXPECT_FALSE(base::read_bounded_file(dir_.string(), base::kMaxConfigFileBytes, text, reason));
     EXPECT_EQ(reason, "is a directory");
-    EXPECT_FALSE(base::read_bounded_file((dir_ / "none").string(), base::kMaxConfigFileBytes, text, reason));
+    EXPECT_FALSE(
+        base::read_bounded_file((dir_ / "none").string(), base::kMaxConfigFileBytes, text, reason));
     EXPECT_FALSE(reason.empty());
 }
 

@@ -16,7 +16,8 @@ std::string nested(int depth) {
 
 TEST(JsonInput, ParsesAnOrdinaryObject) {
     rapidjson::Document doc;
-    const auto result = base::parse_json_input(R"({"model":"m","messages":[{"role":"user"}]})", doc);
+    const auto result =
+        base::parse_json_input(R"({"model":"m","messages":[{"role":"user"}]})", doc);
     ASSERT_TRUE(result);
     ASSERT_TRUE(doc.IsObject());
     EXPECT_STREQ(doc["model"].GetString(), "m");
@@ -36,7 +37,8 @@ TEST(JsonInput, BoundsTheDepthWithoutRecursing) {
     base::JsonInputOptions shallow;
     shallow.max_depth = 2;
     EXPECT_TRUE(base::parse_json_input(R"({"a":[1]})", doc, shallow));
-    EXPECT_EQ(base::parse_json_input(R"({"a":[[1]]})", doc, shallow).error, base::JsonInputError::too_deep);
+    EXPECT_EQ(base::parse_json_input(R"({"a":[[1]]})", doc, shallow).error,
+              base::JsonInputError::too_deep);
 }
 
 TEST(JsonInput, RefusesDuplicateKeysAtAnyLevel) {
@@ -51,7 +53,8 @@ TEST(JsonInput, RefusesDuplicateKeysAtAnyLevel) {
     // The same key in sibling or nested objects is fine.
     EXPECT_TRUE(base::parse_json_input(R"({"a":{"k":1},"b":{"k":2},"k":{"k":{"k":3}}})", doc));
     // Escapes are compared after decoding: "\u006d" is "m".
-    EXPECT_EQ(base::parse_json_input(R"({"m":1,"\u006d":2})", doc).error, base::JsonInputError::duplicate_key);
+    EXPECT_EQ(base::parse_json_input(R"({"m":1,"\u006d":2})", doc).error,
+              base::JsonInputError::duplicate_key);
     base::JsonInputOptions tolerant;
     tolerant.reject_duplicate_keys = false;
     EXPECT_TRUE(base::parse_json_input(R"({"model":"m","model":"fo"})", doc, tolerant));
@@ -59,11 +62,13 @@ TEST(JsonInput, RefusesDuplicateKeysAtAnyLevel) {
 
 TEST(JsonInput, FindsADuplicateInALargeObject) {
     std::string many = "{";
-    for (int i = 0; i < 5000; ++i) many += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+    for (int i = 0; i < 5000; ++i)
+        many += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
     rapidjson::Document doc;
     EXPECT_TRUE(base::parse_json_input(many.substr(0, many.size() - 1) + "}", doc));
     EXPECT_EQ(doc.MemberCount(), 5000u);
-    EXPECT_EQ(base::parse_json_input(many + "\"k4321\":0}", doc).error, base::JsonInputError::duplicate_key);
+    EXPECT_EQ(base::parse_json_input(many + "\"k4321\":0}", doc).error,
+              base::JsonInputError::duplicate_key);
 }
 
 TEST(JsonInput, SyntaxErrorsAndLenientDialect) {

@@ -4,16 +4,14 @@
 #include "gateway/admin_api.hpp"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
-
-#include <filesystem>
-#include <optional>
-#include <string>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <filesystem>
+#include <optional>
+#include <string>
 
 #include "base/logging.hpp"
 #include "config/loader.hpp"
@@ -39,7 +37,7 @@ routes:
 )";
 
 class AdminApiTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         base::init_logging({.level = "error", .format = "text"});  // the runtime logs events
         state_ = std::filesystem::temp_directory_path() /

@@ -19,6 +19,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -96,6 +97,16 @@ struct Received {
         return all;
     }
 };
+
+/// The chunks with the translator's `"created"` seconds masked: two runs of a scenario may
+/// straddle a second.
+std::vector<std::string> timeless(const std::vector<std::string>& chunks) {
+    static const std::regex created(R"("created":[0-9]+)");
+    std::vector<std::string> out;
+    for (const auto& chunk : chunks)
+        out.push_back(std::regex_replace(chunk, created, "\"created\":0"));
+    return out;
+}
 
 Received dechunk(std::string_view wire) {
     Received received;
@@ -532,7 +543,8 @@ TEST_F(SseRelayTest, EveryFailedOperationEndsInAnOutcomeAndNeverInSuccess) {
         clean.pump(scenario.body);
         ASSERT_TRUE(clean.state->complete());
         ASSERT_TRUE(clean.finish());
-        const Received whole = clean.received();
+        Received whole = clean.received();
+        whole.chunks = timeless(whole.chunks);
         const std::size_t operations = clean.operations();
         ASSERT_GT(operations, 10u);
 
@@ -544,7 +556,8 @@ TEST_F(SseRelayTest, EveryFailedOperationEndsInAnOutcomeAndNeverInSuccess) {
             relay.pump(scenario.body);
             EXPECT_EQ(relay.outcomes(), 1) << "exactly one defined outcome";
             const bool kept = relay.finish();
-            const Received received = relay.received();
+            Received received = relay.received();
+            received.chunks = timeless(received.chunks);
             if (n > operations) {
                 EXPECT_TRUE(relay.state->complete());
                 EXPECT_TRUE(kept);

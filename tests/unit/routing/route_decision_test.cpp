@@ -109,7 +109,8 @@ TEST(RouteTableModel, EmptyConfigMatchesNothing) {
 // ---------------------------------------------------------------------------------------------
 // Matching on headers
 
-config::RouteConfig with_headers(config::RouteConfig r, std::map<std::string, std::string> headers) {
+config::RouteConfig with_headers(config::RouteConfig r,
+                                 std::map<std::string, std::string> headers) {
     r.match.headers = std::move(headers);
     return r;
 }
@@ -521,7 +522,8 @@ TEST(RouteTableDecision, ModelNames) {
 }
 
 TEST(RouteTableDecision, ConcurrentCallersGetTheSameStableAnswers) {
-    config::RouteConfig r = split("r", {target("a", "x", 1), target("b", "y", 1), target("c", "z", 1)});
+    config::RouteConfig r =
+        split("r", {target("a", "x", 1), target("b", "y", 1), target("c", "z", 1)});
     r.candidate = target("spark", "fast");
     const RouteTable table(config_of({r}));
     const RouteStates states{{"r", RouteServing{0.5}}};

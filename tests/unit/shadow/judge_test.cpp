@@ -5,9 +5,9 @@
 #include "shadow/judge.hpp"
 
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <rapidjson/document.h>
 
 #include <algorithm>
 #include <cmath>
@@ -128,8 +128,7 @@ const std::vector<ReplyCase>& reply_cases() {
          true, 88, false, "", "B skips the edge case"},
         // Scores are JSON numbers: a string may mean anything ("97 of 120 tests").
         {"score_as_string", R"({"score": "97", "pass": true})", false, 0, true, "not a number"},
-        {"score_as_decimal_string", R"({"score": "97.5"})", false, 0, std::nullopt,
-         "not a number"},
+        {"score_as_decimal_string", R"({"score": "97.5"})", false, 0, std::nullopt, "not a number"},
         {"score_out_of_100_string", R"({"score": "92/100"})", false, 0, std::nullopt,
          "not a number"},
         {"score_as_decimal_number", R"({"score": 94.99, "pass": false})", true, 94.99, false},
@@ -161,9 +160,8 @@ const std::vector<ReplyCase>& reply_cases() {
          std::nullopt, "2 verdicts"},
         {"same_verdict_twice", "{\"score\": 97}\n```json\n{\"score\": 97}\n```", false, 0,
          std::nullopt, "2 verdicts"},
-        {"verdicts_nested_in_a_list",
-         R"({"verdicts": [{"score": 97}, {"score": 40}]})", false, 0, std::nullopt,
-         "2 verdicts"},
+        {"verdicts_nested_in_a_list", R"({"verdicts": [{"score": 97}, {"score": 40}]})", false, 0,
+         std::nullopt, "2 verdicts"},
         {"object_inside_the_verdict_is_part_of_it",
          R"({"score": 91, "details": {"score": 10}, "reason": "see {\"score\": 5}"})", true, 91},
         {"duplicate_score_key", R"({"score": 97, "score": 10})", false, 0, std::nullopt,
@@ -638,7 +636,6 @@ TEST(JudgeRequest, TemperatureZeroTheModelAndOneUserMessage) {
     const std::string small = judge_request_body("m", "p", 256);
     EXPECT_NE(small.find("\"max_tokens\":256"), std::string::npos) << small;
 }
-
 
 TEST(JudgeRequest, ReasoningModelsGetNoTemperatureAndRoomToThink) {
     for (const std::string model : {"o1", "o1-mini", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini",

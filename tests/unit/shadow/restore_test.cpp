@@ -2,9 +2,8 @@
 // verdict log holds every verdict appended. The restored controller must hold every verdict that
 // reached the log, each once.
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>

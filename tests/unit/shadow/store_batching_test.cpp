@@ -2,11 +2,10 @@
 // write(2), so a process killed with SIGKILL loses nothing it appended; only sync_logs()
 // waits for the disk.
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>

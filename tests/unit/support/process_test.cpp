@@ -37,9 +37,9 @@ std::unique_ptr<ChildProcess> shell(const std::string& script) {
 }
 
 TEST(SanitizerReport, FindsTheReportFromItsFirstLineToItsSummary) {
-    auto report = sanitizer_report({"starting", "WARNING: ThreadSanitizer: data race (pid=1)",
-                                    "  Write of size 8", "SUMMARY: ThreadSanitizer: data race x",
-                                    "after"});
+    auto report =
+        sanitizer_report({"starting", "WARNING: ThreadSanitizer: data race (pid=1)",
+                          "  Write of size 8", "SUMMARY: ThreadSanitizer: data race x", "after"});
     ASSERT_TRUE(report.has_value());
     EXPECT_EQ(*report,
               "WARNING: ThreadSanitizer: data race (pid=1)\n  Write of size 8\n"

@@ -3,15 +3,14 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <memory>
-#include <optional>
-#include <thread>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <thread>
 
 #include "upstream/pool.hpp"
 
