@@ -104,6 +104,10 @@ void Worker::begin_drain() {
     error_code ignored;
     if (api_acceptor) api_acceptor->close(ignored);
     if (admin_acceptor) admin_acceptor->close(ignored);
+    // The accept loop, waiting for a free connection slot, sees its acceptor closed and ends;
+    // no session's end may wake it afterwards (its timer dies with its frame).
+    if (accept_waiter != nullptr) accept_waiter->cancel();
+    accept_waiter = nullptr;
     for (auto& entry : sessions) {
         if (entry.idle) entry.stream->socket().close(ignored);
     }

@@ -276,7 +276,11 @@ ConnectionSlot::~ConnectionSlot() {
     if (worker_ == nullptr) return;  // moved from
     if (listener_ == Listener::api) --worker_->connections;
     --worker_->shared.open_connections;
-    if (worker_->accept_waiter != nullptr) worker_->accept_waiter->cancel();
+    // Not while draining: the accept loop is over, and at shutdown its frame (which owns the
+    // waiter's timer) may be destroyed before this one.
+    if (worker_->accept_waiter != nullptr && !worker_->shared.draining) {
+        worker_->accept_waiter->cancel();
+    }
 }
 
 asio::awaitable<void> run_session(Worker* worker, tcp::socket socket, Listener listener,

@@ -2,7 +2,7 @@
 /// The gateway's run-time state shared by server.cpp (process: workers, listeners, signals,
 /// reload, drain) and the session files (connections, the proxy, the admin API).
 ///
-/// Includes Beast: include it only from those two translation units.
+/// Includes Beast: include it only from the gateway's Beast translation units.
 ///
 /// Thread safety: `Snapshot` is immutable and swapped atomically on reload; a request reads
 /// the snapshot once at its start and finishes on it. A `Worker` and everything it owns is

@@ -9,14 +9,6 @@
 namespace turnout::protocol {
 namespace {
 
-// RFC 9110 section 5.6.3: OWS is spaces and horizontal tabs only. Anything else around a value
-// (CR, VT, NUL) is left in place so the strict checks below reject it.
-std::string_view trim_ows(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 enum class LengthError { none, invalid, too_large };
 
 // Digits only: no sign, no base prefix, no list, so that every hop in a chain of proxies reads

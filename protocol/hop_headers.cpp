@@ -10,12 +10,6 @@ namespace {
 // negative chars, and header names are ASCII tokens anyway.
 char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-std::string_view trim_ows(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 template <std::size_t N>
 bool is_one_of(std::string_view name, const std::array<std::string_view, N>& names) {
     return std::any_of(names.begin(), names.end(),
@@ -86,6 +80,12 @@ bool forward_request_header(std::string_view name, const ConnectionTokens& conne
 bool forward_response_header(std::string_view name, const ConnectionTokens& connection) {
     return !is_hop_by_hop(name) && !connection.names(name) &&
            !is_one_of(name, kGatewayOwnedResponse);
+}
+
+std::string_view trim_ows(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
 }
 
 }  // namespace turnout::protocol

@@ -34,4 +34,9 @@ bool forward_response_header(std::string_view name, const ConnectionTokens& conn
 
 bool iequals(std::string_view a, std::string_view b);
 
+/// `s` without the optional white space around a field value or list element: RFC 9110
+/// section 5.6.3's OWS is spaces and horizontal tabs only. Anything else (CR, VT, NUL) is left
+/// in place, so that the strict checks reject it.
+std::string_view trim_ows(std::string_view s);
+
 }  // namespace turnout::protocol
