@@ -22,12 +22,7 @@
 
 #include "gateway/errors.hpp"
 #include "gateway/request_record.hpp"
-
-namespace turnout {
-namespace asio = boost::asio;  // the same short names as upstream/pool.hpp
-namespace beast = boost::beast;
-namespace http = beast::http;
-}  // namespace turnout
+#include "upstream/asio_names.hpp"
 
 namespace turnout::gateway {
 

@@ -126,13 +126,9 @@ asio::awaitable<bool> Session::serve_one() {
     auto& request = parser.get();
     keep_alive_ = request.keep_alive();
     http10_ = request.version() == 10;
-    if (listener_ == Listener::admin) {
-        // Admin calls (a scrape among them) are not live traffic: they do not count in flight.
-        const bool keep = co_await handle_admin(request, record);
-        finish_request(record);
-        co_return keep_alive() && keep;
-    }
-    const bool keep = co_await serve_api(request, record);
+    // Admin calls (a scrape among them) are not live traffic: they do not count in flight.
+    const bool keep = listener_ == Listener::admin ? co_await handle_admin(request, record)
+                                                   : co_await serve_api(request, record);
     finish_request(record);
     co_return keep_alive() && keep;
 }

@@ -103,7 +103,7 @@ class ShadowRuntime::Impl {
     void tick_all();
     void drain_channel(Route& route, TimePoint now);
     void handle_events(Route& route);
-    void publish();
+    void publish_view();
     void publish_admin();
 
     // Member order matters: io_ is destroyed first, and destroying it destroys the coroutine
@@ -229,10 +229,12 @@ void ShadowRuntime::Impl::configure(std::shared_ptr<const upstream::Providers> p
     }
     routes_ = std::move(next);
     if (metrics_ != nullptr) metrics_->retain_routes(names);
-    publish();
+    publish_view();
+    publish_admin();
 }
 
-void ShadowRuntime::Impl::publish() {
+/// The live path's view: which side serves each route, and how much to mirror.
+void ShadowRuntime::Impl::publish_view() {
     auto view = std::make_shared<ShadowView>();
     for (const auto& [name, route] : routes_) {
         view->states.set(name, {route->controller.candidate_share()});
@@ -240,7 +242,6 @@ void ShadowRuntime::Impl::publish() {
         view->channels[name] = route->channel;
     }
     view_.store(std::move(view));
-    publish_admin();
 }
 
 /// The admin view, in the config's route order: read by admin calls without waiting for
@@ -453,7 +454,7 @@ void ShadowRuntime::Impl::handle_events(Route& route) {
     store_->sync_logs();  // a transition and the verdicts behind it are durable at once
     store_->save_route_state(route.config.name, route.controller.to_json());
     route.state_dirty = false;
-    publish();
+    publish_view();  // the admin view: by the caller, once it is done with the route
 }
 
 asio::awaitable<void> ShadowRuntime::Impl::tick_loop() {

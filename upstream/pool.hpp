@@ -25,13 +25,7 @@
 
 #include "config/config.hpp"
 #include "protocol/hop_headers.hpp"
-
-namespace turnout {
-// The short names every Beast module uses, once.
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-}  // namespace turnout
+#include "upstream/asio_names.hpp"
 
 namespace turnout::upstream {
 

@@ -924,6 +924,28 @@ void stop_thread(int stop_write_fd, std::thread& thread) {
     if (thread.joinable()) thread.join();
 }
 
+/// The accept loop of the hand-written upstreams: one connection at a time, its request read
+/// whole, then `handle(fd, read, body)` unless the read was stopped; the connection is closed
+/// after it. Ends when `stop_fd` becomes readable.
+template <class Handle>
+void serve_connections(int listen_fd, int stop_fd, Handle handle) {
+    for (;;) {
+        pollfd fds[2] = {{listen_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        if (fds[1].revents != 0) return;
+        int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        std::string body;
+        const RequestRead read = read_request(fd, stop_fd, body);
+        if (read != RequestRead::stopped) handle(fd, read, body);
+        ::close(fd);
+        if (read == RequestRead::stopped) return;
+    }
+}
+
 }  // namespace
 
 ResettingUpstream::ResettingUpstream() {
@@ -948,27 +970,13 @@ std::string ResettingUpstream::base_url() const {
 std::int64_t ResettingUpstream::requests() const { return requests_.load(); }
 
 void ResettingUpstream::serve() {
-    for (;;) {
-        pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
-            if (errno == EINTR) continue;
-            return;
-        }
-        if (fds[1].revents != 0) return;
-        int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd < 0) continue;
-        // Read the whole request, then reset.
-        std::string body;
-        const RequestRead read = read_request(fd, stop_pipe_[0], body);
-        if (read == RequestRead::stopped) {
-            ::close(fd);
-            return;
-        }
-        if (read == RequestRead::complete) requests_.fetch_add(1);
-        linger reset{1, 0};
-        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-        ::close(fd);
-    }
+    // Each request is read whole, then answered by a reset.
+    serve_connections(listen_fd_, stop_pipe_[0],
+                      [this](int fd, RequestRead read, const std::string&) {
+                          if (read == RequestRead::complete) requests_.fetch_add(1);
+                          linger reset{1, 0};
+                          ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+                      });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1023,28 +1031,18 @@ std::string GatedUpstream::text(std::size_t frames) {
 }
 
 void GatedUpstream::serve() {
-    for (;;) {
-        pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
-            if (errno == EINTR) continue;
-            return;
-        }
-        if (fds[1].revents != 0) return;
-        int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd < 0) continue;
-        std::string body;
-        const RequestRead read = read_request(fd, stop_pipe_[0], body);
-        if (read == RequestRead::complete) {
+    serve_connections(
+        listen_fd_, stop_pipe_[0], [this](int fd, RequestRead read, const std::string& body) {
+            if (read != RequestRead::complete) return;
             requests_.fetch_add(1);
             auto doc = parse_json(body);
             const std::string model =
                 doc.HasParseError() ? std::string() : json_string(doc, "model").value_or("");
             const auto* stream = doc.HasParseError() ? nullptr : json_at(doc, "stream");
-            if (answer(fd, model, stream && stream->IsTrue())) finished_.fetch_add(1);
-        }
-        ::close(fd);
-        if (read == RequestRead::stopped) return;
-    }
+            if (answer(fd, model, stream && stream->IsTrue())) {
+                finished_.fetch_add(1);
+            }
+        });
 }
 
 bool GatedUpstream::pass_gate(int fd) {
